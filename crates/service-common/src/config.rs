@@ -1,0 +1,60 @@
+//! Loading a service's TOML configuration into its typed struct.
+//!
+//! Errors name the file, so an operator with several config files knows
+//! which one is wrong. Unknown keys are refused by the structs
+//! (`deny_unknown_fields`), so a typo never silently falls back to a default.
+
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot load configuration from {}", path.display())]
+pub struct LoadError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    #[source]
+    pub kind: LoadErrorKind,
+}
+
+/// The two ways loading fails.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    /// The file could not be read.
+    #[error("cannot read the file")]
+    Io(#[source] std::io::Error),
+    /// The file is not valid TOML for this service.
+    #[error("invalid configuration")]
+    Parse(#[source] toml::de::Error),
+}
+
+/// Reads and parses `path` into `T`.
+pub fn load_config<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::Io(e),
+    })?;
+    parse_config(path, &text)
+}
+
+/// Parses TOML `text` (read from `path`) into `T`.
+pub fn parse_config<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, LoadError> {
+    toml::from_str(text).map_err(|e| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::Parse(e),
+    })
+}
+
+/// Renders an error and its causes on one line (`a: b: c`), for messages
+/// printed before tracing is up.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

@@ -1,0 +1,172 @@
+//! Connection, dialect and error mapping.
+
+use cloud_model::Error;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, Transaction};
+use std::time::Duration;
+
+/// The database behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL (production, multi-node).
+    Postgres,
+    /// SQLite (embedded default, single node).
+    Sqlite,
+}
+
+/// Handle on the state store. Cheap to clone: it wraps a connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://...` or `sqlite://PATH`). For SQLite
+    /// the file is created if missing and put in WAL mode, so readers never
+    /// wait for the writer.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(Error::invalid(format!(
+                "unsupported database URL '{}': expected postgres:// or sqlite://",
+                redact(url)
+            )));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Postgres => options.max_connections(16).connect(url).await,
+            Backend::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+            }
+        }
+        .map_err(|e| {
+            Error::unavailable(format!(
+                "cannot connect to the database {}: {e}",
+                redact(url)
+            ))
+        })?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so two transactions never deadlock
+    /// upgrading a read lock; on PostgreSQL row locks and conditional
+    /// updates do the same job with more concurrency.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>, Error> {
+        let stmt = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        self.pool.begin_with(stmt).await.map_err(db_error)
+    }
+
+    /// Closes every connection; used on shutdown so SQLite checkpoints.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers (for health checks).
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+}
+
+/// Hides the password of a database URL for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Maps a database error that the caller did not anticipate. Callers that
+/// expect a constraint violation check [`is_unique_violation`] first.
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            Error::unavailable(format!("the database is unavailable: {e}"))
+        }
+        _ => Error::internal(format!("database error: {e}")),
+    }
+}
+
+/// Whether `e` is a unique or primary key violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation)
+                || d.code().as_deref() == Some("23505")
+                || d.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` is a foreign key violation.
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            matches!(d.kind(), sqlx::error::ErrorKind::ForeignKeyViolation)
+                || d.code().as_deref() == Some("23503")
+                || d.message().contains("FOREIGN KEY constraint failed")
+        }
+        _ => false,
+    }
+}
+
+/// Boolean as stored (INTEGER 0/1 on both backends).
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://cloud:s3cret@db:5432/cloud"),
+            "postgres://cloud:***@db:5432/cloud"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

@@ -1,0 +1,288 @@
+//! Image records. The bytes live in the API's file store; the record's
+//! `status` is the lock that keeps two uploads from racing.
+
+use crate::Scope;
+use crate::db::{Store, db_error, flag};
+use crate::row::RowExt;
+use cloud_model::image::Image;
+use cloud_model::{Error, ImageId, ProjectId, ResourceKind, Timestamp};
+use sqlx::any::AnyRow;
+
+/// Which images a listing returns.
+#[derive(Clone, Debug)]
+pub struct ImageFilter {
+    /// Whose images; public and community images are always included.
+    pub scope: Scope,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Exact status.
+    pub status: Option<String>,
+    /// Exact visibility.
+    pub visibility: Option<String>,
+    /// Exact disk format.
+    pub disk_format: Option<String>,
+    /// Exact container format.
+    pub container_format: Option<String>,
+    /// Exact owner.
+    pub owner: Option<ProjectId>,
+    /// Only these ids (`id=in:a,b`).
+    pub ids: Option<Vec<ImageId>>,
+    /// `Some(false)` hides hidden images (the default), `Some(true)` shows
+    /// only them, `None` shows both.
+    pub os_hidden: Option<bool>,
+    /// Start after this image (newest first).
+    pub marker: Option<ImageId>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// What an upload learned about the bytes it stored.
+#[derive(Clone, Debug)]
+pub struct ImageUpload {
+    /// Bytes stored.
+    pub size: i64,
+    /// MD5 hex.
+    pub checksum: String,
+    /// SHA-512 hex.
+    pub sha512: String,
+    /// Virtual disk size, when the format says.
+    pub virtual_size: Option<i64>,
+}
+
+const COLS: &str = "id, owner, name, status, disk_format, container_format, visibility, size, \
+                    virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, \
+                    protected, os_hidden, properties, tags, created_at, updated_at";
+
+fn image_from(r: &AnyRow) -> Result<Image, Error> {
+    Ok(Image {
+        id: r.parsed("id", ImageId::parse)?,
+        owner: ProjectId::from_string(r.text("owner")?),
+        name: r.opt_text("name")?,
+        status: r.text("status")?,
+        disk_format: r.opt_text("disk_format")?,
+        container_format: r.opt_text("container_format")?,
+        visibility: r.text("visibility")?,
+        size: r.opt_int("size")?,
+        virtual_size: r.opt_int("virtual_size")?,
+        checksum: r.opt_text("checksum")?,
+        os_hash_algo: r.opt_text("os_hash_algo")?,
+        os_hash_value: r.opt_text("os_hash_value")?,
+        min_disk: r.int("min_disk")?,
+        min_ram: r.int("min_ram")?,
+        protected: r.flag("protected")?,
+        os_hidden: r.flag("os_hidden")?,
+        properties: r.json("properties")?,
+        tags: r.json("tags")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+impl Store {
+    /// Stores a new image record (status `queued`).
+    pub async fn image_create(&self, image: &Image) -> Result<(), Error> {
+        sqlx::query(&format!(
+            "INSERT INTO images ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        ))
+        .bind(image.id.to_string())
+        .bind(image.owner.as_str())
+        .bind(image.name.clone())
+        .bind(&image.status)
+        .bind(image.disk_format.clone())
+        .bind(image.container_format.clone())
+        .bind(&image.visibility)
+        .bind(image.size)
+        .bind(image.virtual_size)
+        .bind(image.checksum.clone())
+        .bind(image.os_hash_algo.clone())
+        .bind(image.os_hash_value.clone())
+        .bind(image.min_disk)
+        .bind(image.min_ram)
+        .bind(flag(image.protected))
+        .bind(flag(image.os_hidden))
+        .bind(to_json(&image.properties))
+        .bind(to_json(&image.tags))
+        .bind(image.created_at.micros())
+        .bind(image.updated_at.micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// An image the scope may see: its own, or public/community ones.
+    pub async fn image_get(&self, id: ImageId, scope: &Scope) -> Result<Image, Error> {
+        sqlx::query(&format!(
+            "SELECT {COLS} FROM images WHERE id = $1 AND \
+             ($2 IS NULL OR owner = $2 OR visibility IN ('public', 'community'))"
+        ))
+        .bind(id.to_string())
+        .bind(scope.project().map(|p| p.as_str().to_owned()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .map(|r| image_from(&r))
+        .transpose()?
+        .ok_or_else(|| Error::not_found(ResourceKind::Image, id))
+    }
+
+    /// Images matching `filter`, newest first.
+    pub async fn image_list(&self, filter: &ImageFilter) -> Result<Vec<Image>, Error> {
+        let marker = match filter.marker {
+            Some(m) => Some(
+                self.image_get(m, &filter.scope)
+                    .await
+                    .map_err(|_| Error::invalid(format!("marker {m} could not be found")))?,
+            ),
+            None => None,
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM images WHERE \
+               ($1 IS NULL OR owner = $1 OR visibility IN ('public', 'community')) \
+               AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR status = $3) \
+               AND ($4 IS NULL OR visibility = $4) AND ($5 IS NULL OR disk_format = $5) \
+               AND ($6 IS NULL OR container_format = $6) AND ($7 IS NULL OR owner = $7) \
+               AND ($8 IS NULL OR os_hidden = $8) \
+               AND ($9 IS NULL OR created_at < $9 OR (created_at = $9 AND id < $10)) \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(filter.scope.project().map(|p| p.as_str().to_owned()))
+        .bind(filter.name.clone())
+        .bind(filter.status.clone())
+        .bind(filter.visibility.clone())
+        .bind(filter.disk_format.clone())
+        .bind(filter.container_format.clone())
+        .bind(filter.owner.as_ref().map(|o| o.as_str().to_owned()))
+        .bind(filter.os_hidden.map(flag))
+        .bind(marker.as_ref().map(|m| m.created_at.micros()))
+        .bind(marker.as_ref().map(|m| m.id.to_string()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let img = image_from(r)?;
+            if filter.ids.as_ref().is_some_and(|w| !w.contains(&img.id)) {
+                continue;
+            }
+            out.push(img);
+            if out.len() as i64 >= filter.limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the mutable fields of an image back (after a PATCH).
+    pub async fn image_update(&self, image: &Image) -> Result<(), Error> {
+        let r = sqlx::query(
+            "UPDATE images SET name = $2, disk_format = $3, container_format = $4, \
+             visibility = $5, min_disk = $6, min_ram = $7, protected = $8, os_hidden = $9, \
+             properties = $10, tags = $11, updated_at = $12 WHERE id = $1",
+        )
+        .bind(image.id.to_string())
+        .bind(image.name.clone())
+        .bind(image.disk_format.clone())
+        .bind(image.container_format.clone())
+        .bind(&image.visibility)
+        .bind(image.min_disk)
+        .bind(image.min_ram)
+        .bind(flag(image.protected))
+        .bind(flag(image.os_hidden))
+        .bind(to_json(&image.properties))
+        .bind(to_json(&image.tags))
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Image, image.id));
+        }
+        Ok(())
+    }
+
+    /// Moves an image from `queued` to `saving`, claiming the right to
+    /// upload. Any other status is a conflict that names it.
+    pub async fn image_begin_upload(&self, id: ImageId) -> Result<(), Error> {
+        let r = sqlx::query(
+            "UPDATE images SET status = 'saving', updated_at = $2 WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(id.to_string())
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let status: Option<String> = sqlx::query("SELECT status FROM images WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(|r| r.text("status"))
+            .transpose()?;
+        match status {
+            None => Err(Error::not_found(ResourceKind::Image, id)),
+            Some(s) => Err(Error::conflict(format!(
+                "Image status transition from {s} to saving is not allowed: data can only be \
+                 uploaded to a queued image."
+            ))),
+        }
+    }
+
+    /// Records a finished upload: `saving` -> `active` with sizes and hashes.
+    pub async fn image_finish_upload(&self, id: ImageId, up: &ImageUpload) -> Result<(), Error> {
+        let r = sqlx::query(
+            "UPDATE images SET status = 'active', size = $2, checksum = $3, \
+             os_hash_algo = 'sha512', os_hash_value = $4, virtual_size = $5, updated_at = $6 \
+             WHERE id = $1 AND status = 'saving'",
+        )
+        .bind(id.to_string())
+        .bind(up.size)
+        .bind(&up.checksum)
+        .bind(&up.sha512)
+        .bind(up.virtual_size)
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::conflict(format!(
+                "Image {id} was deleted or changed while its data was being uploaded."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Returns a failed upload's image to `queued` so it can be retried.
+    pub async fn image_abort_upload(&self, id: ImageId) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE images SET status = 'queued', updated_at = $2 WHERE id = $1 AND status = 'saving'",
+        )
+        .bind(id.to_string())
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Deletes an image record.
+    pub async fn image_delete(&self, id: ImageId) -> Result<(), Error> {
+        let r = sqlx::query("DELETE FROM images WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Image, id));
+        }
+        Ok(())
+    }
+}

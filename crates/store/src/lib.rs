@@ -1,0 +1,54 @@
+//! The state store.
+//!
+//! One [`Store`] serves both backends: PostgreSQL in production and SQLite
+//! as the embedded default. Queries are written once in the SQL both
+//! understand and run through sqlx's `Any` driver; the few places where the
+//! dialects differ (how a write transaction takes its lock) are in
+//! [`Store::begin`]. The schema is defined only by the files in
+//! `migrations/`, applied by [`Store::migrate`]. Why this shape rather than
+//! two implementations of a trait: docs/adr/0001-one-store-two-backends.md.
+//!
+//! Each resource family has its own module; row types stay private to it
+//! and every function returns `cloud_model` types. Every query that reads a
+//! project's resources takes the caller's scope explicitly.
+
+mod db;
+mod flavors;
+mod identity;
+mod images;
+mod keypairs;
+mod migrations;
+mod networks;
+mod ports;
+mod quotas;
+mod row;
+mod security_groups;
+
+pub use db::{Backend, Store};
+pub use flavors::FlavorFilter;
+pub use identity::NewUser;
+pub use images::{ImageFilter, ImageUpload};
+pub use networks::{NewSubnet, SubnetUpdate};
+pub use ports::{NewPort, PortFilter, RequestedIp};
+pub use quotas::QuotaUsage;
+pub use security_groups::NewRule;
+
+/// Which projects a query may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only this project's resources (plus shared/public ones where the
+    /// resource has such a notion).
+    Project(cloud_model::ProjectId),
+    /// Every project (admins, and the control plane itself).
+    All,
+}
+
+impl Scope {
+    /// The project to filter by, or `None` for all.
+    pub fn project(&self) -> Option<&cloud_model::ProjectId> {
+        match self {
+            Scope::Project(p) => Some(p),
+            Scope::All => None,
+        }
+    }
+}

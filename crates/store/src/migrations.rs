@@ -1,0 +1,49 @@
+//! The schema, embedded from `migrations/` at build time.
+//!
+//! The same files run on both backends. Migrations are append-only: a
+//! merged file is never edited (sqlx refuses to start when a checksum
+//! changes), a change is a new file.
+
+use crate::db::{Store, db_error};
+use cloud_model::Error;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+
+/// `(version, description, sql)` of each migration, in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../../../migrations/0001_foundation.sql"),
+)];
+
+fn migrator() -> Migrator {
+    let migrations: Vec<Migration> = MIGRATIONS
+        .iter()
+        .map(|(version, desc, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*desc),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+impl Store {
+    /// Brings the schema up to date. Safe to run from several processes at
+    /// once: PostgreSQL takes an advisory lock, SQLite the write lock.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        migrator().run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => db_error(e),
+            other => Error::internal(format!("migration failed: {other}")),
+        })
+    }
+}

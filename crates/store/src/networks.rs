@@ -1,0 +1,411 @@
+//! Networks and subnets.
+
+use crate::Scope;
+use crate::db::{Store, db_error, flag};
+use crate::row::RowExt;
+use cloud_model::network::{AllocationPool, Ipv4Cidr, Network, Subnet};
+use cloud_model::{Error, NetworkId, ProjectId, ResourceKind, SubnetId, Timestamp};
+use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// The fields of a new subnet, validated by the caller.
+#[derive(Clone, Debug)]
+pub struct NewSubnet {
+    /// Network to add the subnet to.
+    pub network_id: NetworkId,
+    /// Owner.
+    pub project_id: ProjectId,
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Address range.
+    pub cidr: Ipv4Cidr,
+    /// Gateway (None: no gateway).
+    pub gateway_ip: Option<Ipv4Addr>,
+    /// Whether DHCP serves the subnet.
+    pub enable_dhcp: bool,
+    /// DNS servers.
+    pub dns_nameservers: Vec<Ipv4Addr>,
+    /// Pools; already defaulted and checked against the CIDR.
+    pub allocation_pools: Vec<AllocationPool>,
+}
+
+/// Changes to a subnet (`None`: unchanged).
+#[derive(Clone, Debug, Default)]
+pub struct SubnetUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New DHCP flag.
+    pub enable_dhcp: Option<bool>,
+    /// New DNS servers.
+    pub dns_nameservers: Option<Vec<Ipv4Addr>>,
+    /// New gateway (`Some(None)` removes it).
+    pub gateway_ip: Option<Option<Ipv4Addr>>,
+}
+
+const NET_COLS: &str = "id, project_id, name, description, admin_state_up, shared, external, mtu, \
+                        created_at, updated_at, revision";
+const SUBNET_COLS: &str = "id, network_id, project_id, name, description, cidr, ip_version, \
+                           gateway_ip, enable_dhcp, dns_nameservers, allocation_pools, created_at, \
+                           updated_at, revision";
+
+fn network_from(r: &AnyRow) -> Result<Network, Error> {
+    Ok(Network {
+        id: r.parsed("id", NetworkId::parse)?,
+        project_id: ProjectId::from_string(r.text("project_id")?),
+        name: r.text("name")?,
+        description: r.text("description")?,
+        admin_state_up: r.flag("admin_state_up")?,
+        shared: r.flag("shared")?,
+        external: r.flag("external")?,
+        mtu: r.int("mtu")?,
+        subnet_ids: Vec::new(),
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+        revision: r.int("revision")?,
+    })
+}
+
+pub(crate) fn subnet_from(r: &AnyRow) -> Result<Subnet, Error> {
+    Ok(Subnet {
+        id: r.parsed("id", SubnetId::parse)?,
+        network_id: r.parsed("network_id", NetworkId::parse)?,
+        project_id: ProjectId::from_string(r.text("project_id")?),
+        name: r.text("name")?,
+        description: r.text("description")?,
+        cidr: r.parsed("cidr", |s| Ipv4Cidr::parse(s).ok())?,
+        ip_version: r.int("ip_version")?,
+        gateway_ip: r
+            .opt_text("gateway_ip")?
+            .map(|g| {
+                g.parse()
+                    .map_err(|_| Error::internal(format!("bad gateway_ip {g}")))
+            })
+            .transpose()?,
+        enable_dhcp: r.flag("enable_dhcp")?,
+        dns_nameservers: r.json("dns_nameservers")?,
+        allocation_pools: r.json("allocation_pools")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+        revision: r.int("revision")?,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
+}
+
+impl Store {
+    /// Creates a network.
+    pub async fn network_create(&self, net: &Network) -> Result<Network, Error> {
+        sqlx::query(&format!(
+            "INSERT INTO networks ({NET_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)"
+        ))
+        .bind(net.id.to_string())
+        .bind(net.project_id.as_str())
+        .bind(&net.name)
+        .bind(&net.description)
+        .bind(flag(net.admin_state_up))
+        .bind(flag(net.shared))
+        .bind(flag(net.external))
+        .bind(net.mtu)
+        .bind(net.created_at.micros())
+        .bind(net.updated_at.micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.network_get(net.id, &Scope::All).await
+    }
+
+    /// A network the scope may see (its own or a shared one).
+    pub async fn network_get(&self, id: NetworkId, scope: &Scope) -> Result<Network, Error> {
+        let mut nets = self
+            .network_query(scope, Some(id), &BTreeMap::new())
+            .await?;
+        nets.pop()
+            .ok_or_else(|| Error::not_found(ResourceKind::Network, id))
+    }
+
+    /// Networks the scope may see, filtered by exact field values
+    /// (`name`, `shared`, `admin_state_up`, `project_id`, `router:external`).
+    pub async fn network_list(
+        &self,
+        scope: &Scope,
+        filters: &BTreeMap<String, String>,
+    ) -> Result<Vec<Network>, Error> {
+        self.network_query(scope, None, filters).await
+    }
+
+    async fn network_query(
+        &self,
+        scope: &Scope,
+        id: Option<NetworkId>,
+        filters: &BTreeMap<String, String>,
+    ) -> Result<Vec<Network>, Error> {
+        let bool_filter = |k: &str| -> Result<Option<i64>, Error> {
+            match filters.get(k).map(|v| v.to_ascii_lowercase()) {
+                None => Ok(None),
+                Some(v) if v == "true" || v == "1" => Ok(Some(1)),
+                Some(v) if v == "false" || v == "0" => Ok(Some(0)),
+                Some(v) => Err(Error::invalid(format!(
+                    "Invalid input for {k}. Reason: '{v}' is not a boolean."
+                ))),
+            }
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {NET_COLS} FROM networks WHERE ($1 IS NULL OR project_id = $1 OR shared = 1) \
+             AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) \
+             AND ($4 IS NULL OR shared = $4) AND ($5 IS NULL OR admin_state_up = $5) \
+             AND ($6 IS NULL OR project_id = $6) AND ($7 IS NULL OR external = $7) \
+             ORDER BY created_at, id"
+        ))
+        .bind(scope.project().map(|p| p.as_str().to_owned()))
+        .bind(id.map(|i| i.to_string()))
+        .bind(filters.get("name").cloned())
+        .bind(bool_filter("shared")?)
+        .bind(bool_filter("admin_state_up")?)
+        .bind(
+            filters
+                .get("project_id")
+                .or_else(|| filters.get("tenant_id"))
+                .cloned(),
+        )
+        .bind(bool_filter("router:external")?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut nets = rows
+            .iter()
+            .map(network_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        if nets.is_empty() {
+            return Ok(nets);
+        }
+        let subnets = sqlx::query("SELECT id, network_id FROM subnets ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let mut by_net: BTreeMap<String, Vec<SubnetId>> = BTreeMap::new();
+        for r in &subnets {
+            by_net
+                .entry(r.text("network_id")?)
+                .or_default()
+                .push(r.parsed("id", SubnetId::parse)?);
+        }
+        for n in &mut nets {
+            n.subnet_ids = by_net.remove(&n.id.to_string()).unwrap_or_default();
+        }
+        Ok(nets)
+    }
+
+    /// Writes a network's mutable fields and bumps its revision.
+    pub async fn network_update(&self, net: &Network) -> Result<Network, Error> {
+        let r = sqlx::query(
+            "UPDATE networks SET name = $2, description = $3, admin_state_up = $4, shared = $5, \
+             mtu = $6, external = $7, updated_at = $8, revision = revision + 1 WHERE id = $1",
+        )
+        .bind(net.id.to_string())
+        .bind(&net.name)
+        .bind(&net.description)
+        .bind(flag(net.admin_state_up))
+        .bind(flag(net.shared))
+        .bind(net.mtu)
+        .bind(flag(net.external))
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Network, net.id));
+        }
+        self.network_get(net.id, &Scope::All).await
+    }
+
+    /// Deletes a network and its subnets. Refused while ports use it.
+    pub async fn network_delete(&self, id: NetworkId) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        let ports = sqlx::query("SELECT COUNT(*) AS n FROM ports WHERE network_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .int("n")?;
+        if ports > 0 {
+            return Err(Error::conflict(format!(
+                "Unable to complete operation on network {id}. There are one or more ports still \
+                 in use on the network ({ports})."
+            )));
+        }
+        let r = sqlx::query("DELETE FROM networks WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Network, id));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Creates a subnet; a CIDR overlapping another subnet of the same
+    /// network is refused.
+    pub async fn subnet_create(&self, new: &NewSubnet) -> Result<Subnet, Error> {
+        let mut tx = self.begin().await?;
+        let existing = sqlx::query("SELECT id, cidr FROM subnets WHERE network_id = $1")
+            .bind(new.network_id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for r in &existing {
+            let other = r.parsed("cidr", |s| Ipv4Cidr::parse(s).ok())?;
+            if other.overlaps(&new.cidr) {
+                return Err(Error::invalid(format!(
+                    "Invalid input for operation: Requested subnet with cidr: {} for network: {} \
+                     overlaps with another subnet ({other}, {}).",
+                    new.cidr,
+                    new.network_id,
+                    r.text("id")?
+                )));
+            }
+        }
+        let id = SubnetId::new();
+        let now = Timestamp::now();
+        sqlx::query(&format!(
+            "INSERT INTO subnets ({SUBNET_COLS}) VALUES ($1, $2, $3, $4, $5, $6, 4, $7, $8, $9, \
+             $10, $11, $11, 1)"
+        ))
+        .bind(id.to_string())
+        .bind(new.network_id.to_string())
+        .bind(new.project_id.as_str())
+        .bind(&new.name)
+        .bind(&new.description)
+        .bind(new.cidr.to_string())
+        .bind(new.gateway_ip.map(|g| g.to_string()))
+        .bind(flag(new.enable_dhcp))
+        .bind(json(&new.dns_nameservers))
+        .bind(json(&new.allocation_pools))
+        .bind(now.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if crate::db::is_foreign_key_violation(&e) {
+                Error::not_found(ResourceKind::Network, new.network_id)
+            } else {
+                db_error(e)
+            }
+        })?;
+        sqlx::query("UPDATE networks SET revision = revision + 1, updated_at = $2 WHERE id = $1")
+            .bind(new.network_id.to_string())
+            .bind(now.micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.subnet_get(id, &Scope::All).await
+    }
+
+    /// A subnet the scope may see (its own, or one on a shared network).
+    pub async fn subnet_get(&self, id: SubnetId, scope: &Scope) -> Result<Subnet, Error> {
+        let mut subnets = self.subnet_query(scope, Some(id), &BTreeMap::new()).await?;
+        subnets
+            .pop()
+            .ok_or_else(|| Error::not_found(ResourceKind::Subnet, id))
+    }
+
+    /// Subnets the scope may see, filtered by `name`, `network_id`, `cidr`.
+    pub async fn subnet_list(
+        &self,
+        scope: &Scope,
+        filters: &BTreeMap<String, String>,
+    ) -> Result<Vec<Subnet>, Error> {
+        self.subnet_query(scope, None, filters).await
+    }
+
+    async fn subnet_query(
+        &self,
+        scope: &Scope,
+        id: Option<SubnetId>,
+        filters: &BTreeMap<String, String>,
+    ) -> Result<Vec<Subnet>, Error> {
+        sqlx::query(&format!(
+            "SELECT {} FROM subnets s WHERE ($1 IS NULL OR s.project_id = $1 OR EXISTS \
+               (SELECT 1 FROM networks n WHERE n.id = s.network_id AND n.shared = 1)) \
+             AND ($2 IS NULL OR s.id = $2) AND ($3 IS NULL OR s.name = $3) \
+             AND ($4 IS NULL OR s.network_id = $4) AND ($5 IS NULL OR s.cidr = $5) \
+             ORDER BY s.created_at, s.id",
+            SUBNET_COLS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(scope.project().map(|p| p.as_str().to_owned()))
+        .bind(id.map(|i| i.to_string()))
+        .bind(filters.get("name").cloned())
+        .bind(filters.get("network_id").cloned())
+        .bind(filters.get("cidr").cloned())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(subnet_from)
+        .collect()
+    }
+
+    /// Applies changes to a subnet.
+    pub async fn subnet_update(&self, id: SubnetId, up: &SubnetUpdate) -> Result<Subnet, Error> {
+        let cur = self.subnet_get(id, &Scope::All).await?;
+        let gateway = match up.gateway_ip {
+            Some(g) => g,
+            None => cur.gateway_ip,
+        };
+        sqlx::query(
+            "UPDATE subnets SET name = $2, description = $3, enable_dhcp = $4, \
+             dns_nameservers = $5, gateway_ip = $6, updated_at = $7, revision = revision + 1 \
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(up.name.clone().unwrap_or(cur.name))
+        .bind(up.description.clone().unwrap_or(cur.description))
+        .bind(flag(up.enable_dhcp.unwrap_or(cur.enable_dhcp)))
+        .bind(json(
+            up.dns_nameservers.as_ref().unwrap_or(&cur.dns_nameservers),
+        ))
+        .bind(gateway.map(|g| g.to_string()))
+        .bind(Timestamp::now().micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.subnet_get(id, &Scope::All).await
+    }
+
+    /// Deletes a subnet. Refused while a port holds one of its addresses.
+    pub async fn subnet_delete(&self, id: SubnetId) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        let used = sqlx::query("SELECT COUNT(*) AS n FROM ip_allocations WHERE subnet_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .int("n")?;
+        if used > 0 {
+            return Err(Error::conflict(format!(
+                "Unable to complete operation on subnet {id}: {used} IP address(es) of it are \
+                 still allocated to ports."
+            )));
+        }
+        let r = sqlx::query("DELETE FROM subnets WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Subnet, id));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+}

@@ -1,0 +1,94 @@
+//! Quota limits: per-project overrides of the configured defaults.
+
+use crate::db::{Store, db_error};
+use crate::row::RowExt;
+use cloud_model::quota::QuotaDefaults;
+use cloud_model::{Error, ProjectId};
+use std::collections::BTreeMap;
+
+/// A project's limit and use of one resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// The limit (-1: unlimited).
+    pub limit: i64,
+    /// Current use.
+    pub in_use: i64,
+}
+
+impl Store {
+    /// Effective limits of a project: its overrides over `defaults`.
+    pub async fn quota_limits(
+        &self,
+        project: &ProjectId,
+        defaults: &QuotaDefaults,
+    ) -> Result<BTreeMap<String, i64>, Error> {
+        let mut limits: BTreeMap<String, i64> = cloud_model::quota::QUOTA_RESOURCES
+            .iter()
+            .map(|r| ((*r).to_owned(), defaults.get(r)))
+            .collect();
+        let rows =
+            sqlx::query("SELECT resource, hard_limit FROM quota_limits WHERE project_id = $1")
+                .bind(project.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        for r in &rows {
+            limits.insert(r.text("resource")?, r.int("hard_limit")?);
+        }
+        Ok(limits)
+    }
+
+    /// Sets a project's limit for one resource.
+    pub async fn quota_set(
+        &self,
+        project: &ProjectId,
+        resource: &str,
+        limit: i64,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+        )
+        .bind(project.as_str())
+        .bind(resource)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Removes a project's overrides (back to defaults).
+    pub async fn quota_reset(&self, project: &ProjectId) -> Result<(), Error> {
+        sqlx::query("DELETE FROM quota_limits WHERE project_id = $1")
+            .bind(project.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Counts a project's security groups and rules, and a user's keypairs
+    /// (the resources whose use is not tracked by the compute quota).
+    pub async fn quota_counts(
+        &self,
+        project: &ProjectId,
+        user: &cloud_model::UserId,
+    ) -> Result<BTreeMap<String, i64>, Error> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM security_groups WHERE project_id = $1) AS sgs, \
+                    (SELECT COUNT(*) FROM security_group_rules WHERE project_id = $1) AS rules, \
+                    (SELECT COUNT(*) FROM keypairs WHERE user_id = $2) AS keys",
+        )
+        .bind(project.as_str())
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(BTreeMap::from([
+            ("security_groups".to_owned(), r.int("sgs")?),
+            ("security_group_rules".to_owned(), r.int("rules")?),
+            ("key_pairs".to_owned(), r.int("keys")?),
+        ]))
+    }
+}

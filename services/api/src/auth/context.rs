@@ -1,0 +1,111 @@
+//! The request context: who is calling, in which project, with which roles.
+
+use crate::auth::policy::{Action, allows};
+use crate::auth::token;
+use crate::error::{ApiError, FaultKind};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use cloud_model::identity::TokenInfo;
+use cloud_model::{ProjectId, UserId};
+use cloud_store::Scope;
+use std::sync::Arc;
+
+/// The authenticated caller, built from `X-Auth-Token`.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// What the token stands for.
+    pub token: Arc<TokenInfo>,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(ctx) = parts.extensions.get::<Ctx>() {
+            return Ok(ctx.clone());
+        }
+        let secret = parts
+            .headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    FaultKind::Unauthenticated,
+                    "The request you have made requires authentication: send a token in \
+                     X-Auth-Token.",
+                )
+            })?;
+        let info = token::validate(state.store(), secret).await?;
+        let ctx = Ctx {
+            token: Arc::new(info),
+        };
+        parts.extensions.insert(ctx.clone());
+        Ok(ctx)
+    }
+}
+
+impl Ctx {
+    /// The caller's user id.
+    pub fn user_id(&self) -> &UserId {
+        &self.token.user.id
+    }
+
+    /// The project the token is scoped to; unscoped tokens cannot use
+    /// project resources.
+    pub fn project_id(&self) -> Result<&ProjectId, ApiError> {
+        self.token.project.as_ref().map(|p| &p.id).ok_or_else(|| {
+            ApiError::new(
+                FaultKind::Unauthenticated,
+                "The token is not scoped to a project: authenticate with a project scope.",
+            )
+        })
+    }
+
+    /// Whether the caller holds `admin`.
+    pub fn is_admin(&self) -> bool {
+        self.token
+            .has_role(cloud_model::identity::role_names::ADMIN)
+    }
+
+    /// Checks the policy for `action`.
+    pub fn authorize(&self, action: Action) -> Result<(), ApiError> {
+        let roles: Vec<&str> = self.token.roles.iter().map(|r| r.name.as_str()).collect();
+        if allows(action.rule(), &roles) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                FaultKind::Forbidden,
+                format!(
+                    "Policy does not allow {action:?}: it needs the {:?} role (you have: {}).",
+                    action.rule(),
+                    if roles.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        roles.join(", ")
+                    }
+                ),
+            ))
+        }
+    }
+
+    /// The scope of the caller's own project.
+    pub fn own_scope(&self) -> Result<Scope, ApiError> {
+        Ok(Scope::Project(self.project_id()?.clone()))
+    }
+
+    /// The scope for reading one resource: admins see every project's,
+    /// others only their own (another project's private resource is then a
+    /// 404, never a 403).
+    pub fn read_scope(&self) -> Result<Scope, ApiError> {
+        if self.is_admin() {
+            Ok(Scope::All)
+        } else {
+            self.own_scope()
+        }
+    }
+}

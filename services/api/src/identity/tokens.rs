@@ -1,0 +1,381 @@
+//! `POST/GET/HEAD/DELETE /v3/auth/tokens`: password authentication and
+//! token validation and revocation.
+
+use crate::auth::{Ctx, token};
+use crate::error::{ApiError, ApiResult, FaultKind};
+use crate::extract::{BaseUrl, JsonBody, QueryPairs};
+use crate::identity::{catalog, views};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cloud_model::identity::{Project, User};
+use cloud_model::{DomainId, Error, ProjectId, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The body of `POST /v3/auth/tokens`.
+#[derive(Debug, Deserialize)]
+pub struct AuthRequest {
+    auth: Auth,
+}
+
+#[derive(Debug, Deserialize)]
+struct Auth {
+    identity: Identity,
+    #[serde(default)]
+    scope: Option<ScopeRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Identity {
+    methods: Vec<String>,
+    #[serde(default)]
+    password: Option<PasswordMethod>,
+    #[serde(default)]
+    token: Option<TokenMethod>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordMethod {
+    user: UserRef,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenMethod {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserRef {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain: Option<DomainRef>,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DomainRef {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ScopeRequest {
+    Structured(ScopeObject),
+    /// `"scope": "unscoped"`.
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct ScopeObject {
+    #[serde(default)]
+    project: Option<ProjectRef>,
+    #[serde(default)]
+    domain: Option<DomainRef>,
+    #[serde(default)]
+    system: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProjectRef {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain: Option<DomainRef>,
+}
+
+fn auth_failed() -> ApiError {
+    ApiError::new(
+        FaultKind::Unauthenticated,
+        "The request you have made requires authentication: invalid username or password.",
+    )
+}
+
+async fn resolve_domain(state: &AppState, d: &DomainRef) -> Result<DomainId, ApiError> {
+    match (&d.id, &d.name) {
+        (Some(id), _) => Ok(DomainId::from_string(id.clone())),
+        (None, Some(name)) => match state.store().domain_find(name).await {
+            Ok(d) => Ok(d.id),
+            Err(Error::NotFound { .. }) => Err(auth_failed()),
+            Err(e) => Err(e.into()),
+        },
+        (None, None) => Err(ApiError::bad_request(
+            "Invalid input for field 'domain': give its 'id' or 'name'.",
+        )),
+    }
+}
+
+/// Checks the password and returns the user.
+async fn authenticate_password(state: &AppState, u: &UserRef) -> Result<User, ApiError> {
+    let found = match (&u.id, &u.name) {
+        (Some(id), _) => {
+            state
+                .store()
+                .user_with_hash(&UserId::from_string(id.clone()))
+                .await?
+        }
+        (None, Some(name)) => {
+            let domain = match &u.domain {
+                Some(d) => resolve_domain(state, d).await?,
+                None => {
+                    return Err(ApiError::bad_request(
+                        "Invalid input for field 'auth.identity.password.user': a user given by \
+                         name needs its 'domain'.",
+                    ));
+                }
+            };
+            state.store().user_find_with_hash(&domain, name).await?
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Invalid input for field 'auth.identity.password.user': give its 'id' or 'name'.",
+            ));
+        }
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let ok = crate::auth::password::verify_password(hash, u.password.clone()).await;
+    match user {
+        Some(user) if ok && user.enabled => Ok(user),
+        _ => Err(auth_failed()),
+    }
+}
+
+async fn resolve_project(state: &AppState, p: &ProjectRef) -> Result<Project, ApiError> {
+    let found = match (&p.id, &p.name) {
+        (Some(id), _) => {
+            state
+                .store()
+                .project_get(&ProjectId::from_string(id.clone()))
+                .await
+        }
+        (None, Some(name)) => {
+            let domain = match &p.domain {
+                Some(d) => resolve_domain(state, d).await?,
+                None => {
+                    return Err(ApiError::bad_request(
+                        "Invalid input for field 'auth.scope.project': a project given by name \
+                         needs its 'domain'.",
+                    ));
+                }
+            };
+            state.store().project_find(&domain, name).await
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Invalid input for field 'auth.scope.project': give its 'id' or 'name'.",
+            ));
+        }
+    };
+    match found {
+        Ok(p) => Ok(p),
+        Err(Error::NotFound { .. }) => Err(ApiError::new(
+            FaultKind::Unauthenticated,
+            "The request you have made requires authentication: the project to scope to was not \
+             found or you have no role on it.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Authenticates with a password (or an existing token) and issues a
+/// token, returned in `X-Subject-Token`.
+#[utoipa::path(post, path = "/v3/auth/tokens", tag = "identity",
+    responses((status = 201, description = "Token issued; the secret is in X-Subject-Token"),
+              (status = 401, description = "Wrong credentials")))]
+pub async fn token_issue(
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    q: QueryPairs,
+    JsonBody(req): JsonBody<AuthRequest>,
+) -> ApiResult<Response> {
+    let auth = req.auth;
+    let user = if auth.identity.methods.iter().any(|m| m == "password") {
+        let pw = auth.identity.password.as_ref().ok_or_else(|| {
+            ApiError::bad_request(
+                "Invalid input for field 'auth.identity.password': required by method 'password'.",
+            )
+        })?;
+        authenticate_password(&state, &pw.user).await?
+    } else if auth.identity.methods.iter().any(|m| m == "token") {
+        let t = auth.identity.token.as_ref().ok_or_else(|| {
+            ApiError::bad_request(
+                "Invalid input for field 'auth.identity.token': required by method 'token'.",
+            )
+        })?;
+        token::validate(state.store(), &t.id).await?.user
+    } else {
+        return Err(ApiError::new(
+            FaultKind::Unauthenticated,
+            format!(
+                "Unsupported authentication methods {:?}: use 'password' or 'token'.",
+                auth.identity.methods
+            ),
+        ));
+    };
+
+    let project = match &auth.scope {
+        Some(ScopeRequest::Structured(s)) => match (&s.project, &s.domain, &s.system) {
+            (Some(p), _, _) => Some(resolve_project(&state, p).await?),
+            (None, Some(_), _) | (None, None, Some(_)) => {
+                return Err(ApiError::new(
+                    FaultKind::Unauthenticated,
+                    "Only project scope is supported: scope the token to a project.",
+                ));
+            }
+            (None, None, None) => None,
+        },
+        Some(ScopeRequest::Word(_)) => None,
+        None => match &user.default_project_id {
+            Some(p) => state.store().project_get(p).await.ok(),
+            None => None,
+        },
+    };
+    if let Some(p) = &project {
+        let roles = state.store().roles_of(&user.id, &p.id).await?;
+        if roles.is_empty() || !p.enabled {
+            return Err(ApiError::new(
+                FaultKind::Unauthenticated,
+                format!(
+                    "The request you have made requires authentication: user {} has no role on \
+                     project {}.",
+                    user.id, p.id
+                ),
+            ));
+        }
+    }
+    let (secret, info) = token::issue(
+        state.store(),
+        &user.id,
+        project.as_ref().map(|p| &p.id),
+        state.config().token_ttl_seconds,
+    )
+    .await?;
+    let cat = (!q.bool("nocatalog")?.unwrap_or(false))
+        .then(|| catalog::catalog(&base, &state.config().region));
+    let mut resp = (
+        StatusCode::CREATED,
+        Json(json!({"token": views::token(&info, cat)})),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "x-subject-token",
+        HeaderValue::from_str(&secret).map_err(Error::internal)?,
+    );
+    Ok(resp)
+}
+
+fn subject_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("Missing header X-Subject-Token."))
+}
+
+/// Validates a token (`X-Subject-Token`) and shows what it stands for.
+/// Any authenticated caller may validate its own token; admins any token.
+#[utoipa::path(get, path = "/v3/auth/tokens", tag = "identity",
+    responses((status = 200, description = "The token is valid"),
+              (status = 404, description = "No such valid token")))]
+pub async fn token_validate(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    q: QueryPairs,
+) -> ApiResult<Response> {
+    let subject = subject_token(&headers)?;
+    let info = check_subject(&state, &ctx, subject).await?;
+    let cat = (!q.bool("nocatalog")?.unwrap_or(false))
+        .then(|| catalog::catalog(&base, &state.config().region));
+    let mut resp = Json(json!({"token": views::token(&info, cat)})).into_response();
+    resp.headers_mut().insert(
+        "x-subject-token",
+        HeaderValue::from_str(subject).map_err(Error::internal)?,
+    );
+    Ok(resp)
+}
+
+async fn check_subject(
+    state: &AppState,
+    ctx: &Ctx,
+    subject: &str,
+) -> Result<cloud_model::identity::TokenInfo, ApiError> {
+    let info = token::validate(state.store(), subject)
+        .await
+        .map_err(|_| ApiError::from(Error::not_found(cloud_model::ResourceKind::Token, "given")))?;
+    if info.user.id != *ctx.user_id() && !ctx.is_admin() {
+        return Err(ApiError::new(
+            FaultKind::Forbidden,
+            "You may only validate your own tokens.",
+        ));
+    }
+    Ok(info)
+}
+
+/// Checks a token without a body.
+#[utoipa::path(head, path = "/v3/auth/tokens", tag = "identity",
+    responses((status = 200, description = "The token is valid"),
+              (status = 404, description = "No such valid token")))]
+pub async fn token_check(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let subject = subject_token(&headers)?;
+    check_subject(&state, &ctx, subject).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Revokes a token.
+#[utoipa::path(delete, path = "/v3/auth/tokens", tag = "identity",
+    responses((status = 204, description = "Revoked"),
+              (status = 404, description = "No such valid token")))]
+pub async fn token_revoke(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let subject = subject_token(&headers)?;
+    check_subject(&state, &ctx, subject).await?;
+    state
+        .store()
+        .token_revoke(&token::token_hash(subject))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Projects the caller has a role on (used by clients to pick a scope).
+#[utoipa::path(get, path = "/v3/auth/projects", tag = "identity",
+    responses((status = 200, description = "Projects available to the caller")))]
+pub async fn auth_projects(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    BaseUrl(base): BaseUrl,
+) -> ApiResult<Json<Value>> {
+    let assignments = state
+        .store()
+        .role_assignment_list(Some(ctx.user_id()), None)
+        .await?;
+    let mut ids: Vec<ProjectId> = assignments.into_iter().map(|a| a.project_id).collect();
+    ids.dedup();
+    let mut projects = Vec::new();
+    for id in ids {
+        if let Ok(p) = state.store().project_get(&id).await {
+            projects.push(views::project(&p, &base));
+        }
+    }
+    Ok(Json(json!({"projects": projects})))
+}

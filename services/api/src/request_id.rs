@@ -1,0 +1,40 @@
+//! Request ids: one per request, on the response and on every log line.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The id of the request being handled (`req-<uuid>`), as OpenStack
+/// services name theirs.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Middleware: assigns the id, runs the request inside a span that carries
+/// it, logs the outcome, and returns the id in `x-openstack-request-id`.
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let start = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = start.elapsed().as_secs_f64() * 1000.0,
+            "handled"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-openstack-request-id", v);
+    }
+    resp
+}
