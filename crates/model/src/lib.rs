@@ -12,6 +12,7 @@ pub mod flavor;
 pub mod identity;
 pub mod ids;
 pub mod image;
+pub mod instance;
 pub mod keypair;
 pub mod network;
 pub mod quota;

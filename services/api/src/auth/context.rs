@@ -81,8 +81,8 @@ impl Ctx {
             Err(ApiError::new(
                 FaultKind::Forbidden,
                 format!(
-                    "Policy does not allow {action:?}: it needs the {:?} role (you have: {}).",
-                    action.rule(),
+                    "Policy does not allow {action:?}: it needs the '{}' role (you have: {}).",
+                    action.rule().role_name(),
                     if roles.is_empty() {
                         "none".to_owned()
                     } else {

@@ -16,6 +16,17 @@ pub enum Rule {
     Admin,
 }
 
+impl Rule {
+    /// The role name as users know it.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            Rule::Reader => "reader",
+            Rule::Member => "member",
+            Rule::Admin => "admin",
+        }
+    }
+}
+
 /// Every action the API authorizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]

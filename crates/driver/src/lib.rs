@@ -1,0 +1,73 @@
+//! The hypervisor driver interface.
+//!
+//! A compute agent drives its host through one [`Driver`], used as
+//! `Arc<dyn Driver>`: the fake driver (in memory, for simulation and tests)
+//! or the libvirt driver (real QEMU/KVM guests). The trait sits on the
+//! control path (libvirt calls, image downloads, `qemu-img`), so it is
+//! async. Every method is idempotent: repeating it after it succeeded is
+//! `Ok`, because bus messages are delivered at least once.
+
+mod error;
+mod spec;
+
+pub use error::{DriverError, Op};
+pub use spec::*;
+
+use async_trait::async_trait;
+use cloud_model::InstanceId;
+use std::time::Duration;
+
+/// What a compute agent needs from a hypervisor backend.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// `"fake"` or `"libvirt"`: shown in `os-hypervisors` and logs.
+    fn kind(&self) -> &'static str;
+
+    /// The host's capacity and topology, reported to the scheduler as
+    /// inventory at start and whenever it changes.
+    async fn host_resources(&self) -> Result<HostResources, DriverError>;
+
+    /// Creates the VM described by `spec` and starts it. If the VM already
+    /// exists (a redelivered message), it is left as it is and `Ok` is
+    /// returned.
+    async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError>;
+
+    /// Removes the VM and everything that belongs to it on this host (disk
+    /// overlays, config drive, network devices). `Ok` if it does not exist.
+    async fn destroy(&self, id: InstanceId) -> Result<(), DriverError>;
+
+    /// Powers a stopped VM on. `Ok` if it is already running.
+    async fn power_on(&self, id: InstanceId) -> Result<(), DriverError>;
+
+    /// Asks the guest to shut down (ACPI), waits up to `timeout`, then
+    /// forces it off. `Ok` if it is already off.
+    async fn power_off(&self, id: InstanceId, timeout: Duration) -> Result<(), DriverError>;
+
+    /// Reboots: `Soft` asks the guest (ACPI) and falls back to hard after a
+    /// timeout; `Hard` resets it. A stopped VM is started by a hard reboot.
+    async fn reboot(&self, id: InstanceId, kind: RebootKind) -> Result<(), DriverError>;
+
+    /// The VM's current state.
+    async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError>;
+
+    /// Every VM of ours on this host (domains without the marker of this
+    /// cloud are ignored).
+    async fn list(&self) -> Result<Vec<VmInfo>, DriverError>;
+
+    /// The tail of the VM's serial console log, at most `max_bytes`.
+    async fn console_output(&self, id: InstanceId, max_bytes: usize)
+    -> Result<String, DriverError>;
+}
+
+/// How to reboot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RebootKind {
+    /// ACPI reboot request to the guest.
+    Soft,
+    /// Reset (or destroy + start).
+    Hard,
+}
+
+/// Default time a guest gets to shut down cleanly before it is forced off
+/// (Nova's `shutdown_timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);

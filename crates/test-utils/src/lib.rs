@@ -1,0 +1,42 @@
+//! Test fixtures shared by the workspace's integration tests.
+//!
+//! * [`TestDb`]: a fresh, migrated store on SQLite (a temporary file) or
+//!   PostgreSQL (a new database on the server at `CLOUD_TEST_PG_URL`,
+//!   default `postgres://postgres@127.0.0.1:5432/postgres`, dropped
+//!   afterwards). PostgreSQL being unreachable is a test failure, never a
+//!   silent pass.
+//! * [`TestApi`]: the API server on a free port over a fresh store, with the
+//!   bootstrap admin, and [`Client`] to talk to it like a user would.
+
+mod api;
+mod client;
+mod db;
+
+pub use api::{Account, TestApi};
+pub use client::{Client, Reply};
+pub use db::{TestDb, pg_base_url};
+
+/// Runs a store/API test body once per backend: expands to two `#[tokio::test]`
+/// functions, `<name>_sqlite` and `<name>_postgres`, each calling
+/// `body(TestDb)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let db = $crate::TestDb::sqlite().await;
+                ($body)(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let db = $crate::TestDb::postgres().await;
+                ($body)(db).await;
+            }
+        }
+    };
+}
