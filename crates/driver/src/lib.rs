@@ -71,3 +71,18 @@ pub enum RebootKind {
 /// Default time a guest gets to shut down cleanly before it is forced off
 /// (Nova's `shutdown_timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a driver gets image bytes from. The compute agent provides one
+/// that downloads from the image API with its service credentials (agents
+/// hold no database credentials); the driver verifies what it receives
+/// against the checksums in [`ImageSpec`] and caches it.
+#[async_trait]
+pub trait ImageFetcher: Send + Sync + 'static {
+    /// Streams the bytes of image `image_id` into `dest` and returns how
+    /// many were written.
+    async fn fetch(
+        &self,
+        image_id: &str,
+        dest: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> anyhow::Result<u64>;
+}
