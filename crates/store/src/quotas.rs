@@ -68,6 +68,31 @@ impl Store {
         Ok(())
     }
 
+    /// A project's tracked compute usage: `instances`, `cores`, `ram`
+    /// (changed atomically by server create and delete) and `server_groups`.
+    pub async fn compute_usage(&self, project: &ProjectId) -> Result<BTreeMap<String, i64>, Error> {
+        let mut usage: BTreeMap<String, i64> = ["instances", "cores", "ram"]
+            .iter()
+            .map(|r| ((*r).to_owned(), 0))
+            .collect();
+        let rows = sqlx::query("SELECT resource, in_use FROM quota_usages WHERE project_id = $1")
+            .bind(project.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        for r in &rows {
+            usage.insert(r.text("resource")?, r.int("in_use")?);
+        }
+        let groups = sqlx::query("SELECT COUNT(*) AS n FROM server_groups WHERE project_id = $1")
+            .bind(project.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?
+            .int("n")?;
+        usage.insert("server_groups".to_owned(), groups);
+        Ok(usage)
+    }
+
     /// Counts a project's security groups and rules, and a user's keypairs
     /// (the resources whose use is not tracked by the compute quota).
     pub async fn quota_counts(
