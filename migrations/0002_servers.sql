@@ -111,6 +111,10 @@ CREATE TABLE inventories (
     total             BIGINT NOT NULL,
     reserved          BIGINT NOT NULL DEFAULT 0,
     allocation_ratio  DOUBLE PRECISION NOT NULL DEFAULT 1.0,
+    -- Sum of the allocations against this inventory, maintained by every
+    -- claim and release in the same transaction, so that checking capacity
+    -- and prefiltering hosts never needs to aggregate allocations.
+    used              BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (provider_id, resource_class)
 );
 

@@ -253,3 +253,243 @@ mod tests {
         }
     }
 }
+
+use crate::{ImageId, InstanceId, NetworkId, PortId, ProjectId, ServerGroupId, Timestamp, UserId};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// The flavor as it was when the server was booted (later flavor changes
+/// or deletion never affect the server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlavorSnapshot {
+    /// Flavor id.
+    pub id: String,
+    /// Flavor name.
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: i64,
+    /// Memory in MiB.
+    pub ram_mb: i64,
+    /// Root disk in GiB.
+    pub disk_gb: i64,
+    /// Swap in MiB.
+    pub swap_mb: i64,
+    /// Ephemeral disk in GiB.
+    pub ephemeral_gb: i64,
+    /// Extra specs.
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// A network request of a server create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestedNetwork {
+    /// A new port on this network, optionally with this address.
+    Network {
+        /// The network.
+        network_id: NetworkId,
+        /// A chosen address.
+        fixed_ip: Option<Ipv4Addr>,
+    },
+    /// An existing port.
+    Port {
+        /// The port.
+        port_id: PortId,
+    },
+}
+
+/// Why a server is in ERROR (`fault` in the API).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// HTTP-like code (500 for build failures, as Nova).
+    pub code: i64,
+    /// What happened, in words a user understands.
+    pub message: String,
+    /// More detail (per-host failures), shown to admins.
+    pub details: String,
+    /// When it happened.
+    pub created: Timestamp,
+}
+
+/// A server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Server id.
+    pub id: InstanceId,
+    /// Owner.
+    pub project_id: ProjectId,
+    /// Creator.
+    pub user_id: UserId,
+    /// Display name.
+    pub name: String,
+    /// Guest hostname.
+    pub hostname: String,
+    /// Stable state.
+    pub vm_state: VmState,
+    /// Current task.
+    pub task_state: Option<TaskState>,
+    /// Last known hypervisor power state.
+    pub power_state: PowerState,
+    /// Compute host, once scheduled.
+    pub host: Option<String>,
+    /// Hypervisor node name.
+    pub node: Option<String>,
+    /// Availability zone.
+    pub availability_zone: String,
+    /// Flavor snapshot.
+    pub flavor: FlavorSnapshot,
+    /// Image booted.
+    pub image_id: ImageId,
+    /// Keypair name.
+    pub key_name: Option<String>,
+    /// Keypair public key (copied at boot).
+    pub key_data: Option<String>,
+    /// User data, base64 as given.
+    pub user_data: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// `accessIPv4`.
+    pub access_ipv4: String,
+    /// `accessIPv6`.
+    pub access_ipv6: String,
+    /// `config_drive` as requested.
+    pub config_drive: String,
+    /// Index in a multi-create.
+    pub launch_index: i64,
+    /// Multi-create reservation id (`r-xxxxxxxx`).
+    pub reservation_id: String,
+    /// Server group, if any.
+    pub server_group_id: Option<ServerGroupId>,
+    /// What networks were asked for.
+    pub requested_networks: Vec<RequestedNetwork>,
+    /// Security group names.
+    pub security_groups: Vec<String>,
+    /// NUMA placement chosen by the scheduler (JSON of the driver's
+    /// `NumaPlacement`).
+    pub numa_placement: Option<serde_json::Value>,
+    /// Why it is in ERROR.
+    pub fault: Option<Fault>,
+    /// Build progress 0-100.
+    pub progress: i64,
+    /// Generation of the last applied host report.
+    pub state_gen: i64,
+    /// When the current task times out.
+    pub task_deadline: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// When it first became ACTIVE.
+    pub launched_at: Option<Timestamp>,
+    /// When it was deleted.
+    pub terminated_at: Option<Timestamp>,
+    /// Soft-delete marker (deleted servers are 404 to users).
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl Instance {
+    /// The API status.
+    pub fn status(&self) -> &'static str {
+        api_status(self.vm_state, self.task_state)
+    }
+}
+
+/// One user request against a server (`os-instance-actions`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceAction {
+    /// Internal id.
+    pub id: crate::ActionId,
+    /// The server.
+    pub instance_id: InstanceId,
+    /// The API request id.
+    pub request_id: String,
+    /// `create`, `stop`, `start`, `reboot`, `delete`, ...
+    pub action: String,
+    /// Owner.
+    pub project_id: ProjectId,
+    /// Who asked.
+    pub user_id: UserId,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it finished.
+    pub finish_time: Option<Timestamp>,
+    /// `Error` when it failed.
+    pub message: Option<String>,
+    /// Its steps.
+    pub events: Vec<ActionEvent>,
+}
+
+/// A step of an instance action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionEvent {
+    /// `schedule`, `compute_spawn`, `power_state_sync`, ...
+    pub event: String,
+    /// Where it ran.
+    pub host: Option<String>,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it finished.
+    pub finish_time: Option<Timestamp>,
+    /// `Success` or `Error`.
+    pub result: Option<String>,
+    /// What happened (the failure message on error).
+    pub details: Option<String>,
+}
+
+/// A server group's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupPolicy {
+    /// All members on one host.
+    Affinity,
+    /// Every member on a different host.
+    AntiAffinity,
+    /// Prefer one host.
+    SoftAffinity,
+    /// Prefer different hosts.
+    SoftAntiAffinity,
+}
+
+impl GroupPolicy {
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupPolicy::Affinity => "affinity",
+            GroupPolicy::AntiAffinity => "anti-affinity",
+            GroupPolicy::SoftAffinity => "soft-affinity",
+            GroupPolicy::SoftAntiAffinity => "soft-anti-affinity",
+        }
+    }
+
+    /// Parses the API name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "affinity" => GroupPolicy::Affinity,
+            "anti-affinity" => GroupPolicy::AntiAffinity,
+            "soft-affinity" => GroupPolicy::SoftAffinity,
+            "soft-anti-affinity" => GroupPolicy::SoftAntiAffinity,
+            _ => return None,
+        })
+    }
+}
+
+/// A server group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerGroup {
+    /// Group id.
+    pub id: ServerGroupId,
+    /// Owner.
+    pub project_id: ProjectId,
+    /// Creator.
+    pub user_id: UserId,
+    /// Name.
+    pub name: String,
+    /// Policy.
+    pub policy: GroupPolicy,
+    /// Members.
+    pub members: Vec<InstanceId>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}

@@ -7,3 +7,13 @@ pub mod telemetry;
 
 pub use config::{LoadError, load_config};
 pub use shutdown::shutdown_signal;
+
+/// This machine's host name (for service records and default agent names).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

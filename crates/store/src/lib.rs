@@ -12,20 +12,31 @@
 //! and every function returns `cloud_model` types. Every query that reads a
 //! project's resources takes the caller's scope explicitly.
 
+mod actions;
 mod db;
 mod flavors;
 mod identity;
+mod hosts;
 mod images;
+mod instance_create;
+mod instances;
 mod keypairs;
 mod migrations;
 mod networks;
+mod placement;
 mod ports;
 mod quotas;
 mod row;
 mod security_groups;
+mod server_groups;
+mod workflows;
 
 pub use db::{Backend, Store};
 pub use flavors::FlavorFilter;
+pub use hosts::{ComputeNode, HostReport, InventoryState, Prefilter, RESOURCE_CLASSES, ServiceRecord};
+pub use instances::{InstanceFilter, StateUpdate};
+pub use placement::{Claim, ClaimError};
+pub use workflows::{Workflow, workflow_id};
 pub use identity::NewUser;
 pub use images::{ImageFilter, ImageUpload};
 pub use networks::{NewSubnet, SubnetUpdate};

@@ -1,0 +1,283 @@
+//! The fake driver: VMs that live in memory.
+//!
+//! It is a product feature, not a test double: `driver = "fake"` runs a
+//! compute agent that simulates a host of any size, so one machine can
+//! simulate thousands of hosts for scale tests, benchmarks and demos. Its
+//! host resources and NUMA layout are configurable, and so are faults
+//! (fail the next N spawns, slow spawns) for exercising rescheduling and
+//! timeouts.
+
+use async_trait::async_trait;
+use cloud_driver::{
+    Driver, DriverError, HostResources, NumaCell, Op, RebootKind, VmInfo, VmSpec,
+};
+use cloud_model::InstanceId;
+use cloud_model::instance::PowerState;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The simulated host.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FakeConfig {
+    /// Logical CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+    /// Disk in GiB.
+    pub disk_gb: u64,
+    /// NUMA cells; CPUs and memory are split evenly over them.
+    pub numa_cells: u32,
+    /// 2 MiB huge pages per cell.
+    pub hugepages_2m_per_cell: u64,
+    /// How long a spawn takes.
+    pub spawn_delay_ms: u64,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            vcpus: 16,
+            memory_mb: 32768,
+            disk_gb: 1000,
+            numa_cells: 1,
+            hugepages_2m_per_cell: 0,
+            spawn_delay_ms: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct FakeVm {
+    name: String,
+    power: PowerState,
+    console: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    fail_spawns: u32,
+    fail_message: String,
+    spawn_delay: Option<Duration>,
+}
+
+/// The in-memory driver.
+#[derive(Debug)]
+pub struct FakeDriver {
+    config: FakeConfig,
+    vms: Mutex<HashMap<InstanceId, FakeVm>>,
+    faults: Mutex<Faults>,
+}
+
+impl FakeDriver {
+    /// A host as configured.
+    pub fn new(config: FakeConfig) -> Self {
+        FakeDriver {
+            config,
+            vms: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Faults::default()),
+        }
+    }
+
+    /// Makes the next `n` spawns fail with `message`.
+    pub fn fail_next_spawns(&self, n: u32, message: &str) {
+        let mut f = self.faults.lock().expect("faults lock");
+        f.fail_spawns = n;
+        f.fail_message = message.to_owned();
+    }
+
+    /// Makes every spawn take `delay` (None: the configured delay).
+    pub fn set_spawn_delay(&self, delay: Option<Duration>) {
+        self.faults.lock().expect("faults lock").spawn_delay = delay;
+    }
+
+    /// Changes a VM's power state behind the control plane's back (as a
+    /// guest shutting itself down would), for power-sync tests and demos.
+    pub fn set_power_state(&self, id: InstanceId, power: PowerState) -> bool {
+        match self.vms.lock().expect("vms lock").get_mut(&id) {
+            Some(vm) => {
+                vm.power = power;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many VMs exist.
+    pub fn vm_count(&self) -> usize {
+        self.vms.lock().expect("vms lock").len()
+    }
+
+    fn with_vm<T>(
+        &self,
+        id: InstanceId,
+        f: impl FnOnce(&mut FakeVm) -> Result<T, DriverError>,
+    ) -> Result<T, DriverError> {
+        let mut vms = self.vms.lock().expect("vms lock");
+        let vm = vms.get_mut(&id).ok_or(DriverError::NotFound(id))?;
+        f(vm)
+    }
+}
+
+#[async_trait]
+impl Driver for FakeDriver {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn host_resources(&self) -> Result<HostResources, DriverError> {
+        let c = &self.config;
+        let cells = c.numa_cells.max(1);
+        let per_cell = c.vcpus / cells;
+        let numa_cells = (0..cells)
+            .map(|i| NumaCell {
+                id: i,
+                cpus: (i * per_cell..(i + 1) * per_cell).collect(),
+                memory_mb: c.memory_mb / u64::from(cells),
+                hugepages: if c.hugepages_2m_per_cell > 0 {
+                    vec![(2048, c.hugepages_2m_per_cell)]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        Ok(HostResources {
+            vcpus: c.vcpus,
+            memory_mb: c.memory_mb,
+            disk_gb: c.disk_gb,
+            numa_cells,
+            hypervisor_type: "fake".to_owned(),
+            hypervisor_version: 1_000_000,
+            cpu_arch: "x86_64".to_owned(),
+        })
+    }
+
+    async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError> {
+        if self.vms.lock().expect("vms lock").contains_key(&spec.id) {
+            return Ok(());
+        }
+        let (fail, delay) = {
+            let mut f = self.faults.lock().expect("faults lock");
+            let fail = if f.fail_spawns > 0 {
+                f.fail_spawns -= 1;
+                Some(f.fail_message.clone())
+            } else {
+                None
+            };
+            (
+                fail,
+                f.spawn_delay
+                    .unwrap_or(Duration::from_millis(self.config.spawn_delay_ms)),
+            )
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(message) = fail {
+            return Err(DriverError::backend(
+                Op::Spawn,
+                spec.id,
+                std::io::Error::other(message),
+            ));
+        }
+        let console = vec![
+            format!("fake hypervisor: defining {} ({})", spec.name, spec.id),
+            format!(
+                "fake hypervisor: {} vCPU, {} MiB RAM, {} NIC(s)",
+                spec.flavor.vcpus,
+                spec.flavor.ram_mb,
+                spec.nics.len()
+            ),
+            format!("{} login: booted", spec.hostname),
+            "TESTGUEST READY".to_owned(),
+        ];
+        self.vms.lock().expect("vms lock").insert(
+            spec.id,
+            FakeVm {
+                name: spec.name.clone(),
+                power: PowerState::Running,
+                console,
+            },
+        );
+        Ok(())
+    }
+
+    async fn destroy(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.vms.lock().expect("vms lock").remove(&id);
+        Ok(())
+    }
+
+    async fn power_on(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| {
+            if vm.power != PowerState::Running {
+                vm.power = PowerState::Running;
+                vm.console.push(format!("{} login: booted", vm.name));
+            }
+            Ok(())
+        })
+    }
+
+    async fn power_off(&self, id: InstanceId, _timeout: Duration) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| {
+            if vm.power != PowerState::Shutdown {
+                vm.power = PowerState::Shutdown;
+                vm.console.push("TESTGUEST POWEROFF".to_owned());
+            }
+            Ok(())
+        })
+    }
+
+    async fn reboot(&self, id: InstanceId, kind: RebootKind) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| {
+            if kind == RebootKind::Soft && vm.power != PowerState::Running {
+                return Err(DriverError::InvalidState {
+                    current: vm.power,
+                    requested: Op::Reboot,
+                });
+            }
+            vm.power = PowerState::Running;
+            vm.console.push(format!("reboot ({kind:?})"));
+            vm.console.push(format!("{} login: booted", vm.name));
+            Ok(())
+        })
+    }
+
+    async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
+        self.with_vm(id, |vm| {
+            Ok(VmInfo {
+                id,
+                power_state: vm.power,
+            })
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<VmInfo>, DriverError> {
+        Ok(self
+            .vms
+            .lock()
+            .expect("vms lock")
+            .iter()
+            .map(|(id, vm)| VmInfo {
+                id: *id,
+                power_state: vm.power,
+            })
+            .collect())
+    }
+
+    async fn console_output(&self, id: InstanceId, max_bytes: usize) -> Result<String, DriverError> {
+        self.with_vm(id, |vm| {
+            let mut text = vm.console.join("\n");
+            text.push('\n');
+            if text.len() > max_bytes {
+                let mut cut = text.len() - max_bytes;
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                text = text[cut..].to_owned();
+            }
+            Ok(text)
+        })
+    }
+}

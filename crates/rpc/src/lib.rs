@@ -1,0 +1,240 @@
+//! The messages of the control plane, one enum per destination queue.
+//!
+//! Each variant's doc comment states when it is sent and what the receiver
+//! may assume. Every handler is idempotent: messages are delivered at least
+//! once. The enum variant becomes the envelope's `kind` and its fields the
+//! body, so a message is readable on the wire (RabbitMQ's management UI,
+//! logs) without our code.
+
+use cloud_bus::{BusError, Envelope};
+use cloud_driver::{HostResources, RebootKind, VmInfo, VmSpec};
+use cloud_model::InstanceId;
+use cloud_model::instance::PowerState;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Messages to the conductors (`conductor` queue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum ConductorMsg {
+    /// Run (or resume) the build workflow of a server. Sent by the API
+    /// after the server and its workflow were recorded; resent by the
+    /// reconciler for builds whose conductor died.
+    BuildInstance {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Run (or resume) the delete workflow of a server whose task_state is
+    /// already `deleting`.
+    DeleteInstance {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// A compute agent started (or its resources changed): register the
+    /// host and reconcile what runs on it.
+    HostReport {
+        /// The host name.
+        host: String,
+        /// Availability zone configured on the agent.
+        availability_zone: String,
+        /// Capacity and topology.
+        resources: HostResources,
+        /// `(class, reserved, allocation_ratio)` per resource class.
+        inventory: Vec<(String, i64, f64)>,
+        /// Every VM of ours the hypervisor has.
+        vms: Vec<VmInfo>,
+        /// Whether this report follows an agent start (then orphans are reaped).
+        startup: bool,
+    },
+    /// A service is alive.
+    Heartbeat {
+        /// Host.
+        host: String,
+        /// `cloud-compute`, ...
+        binary: String,
+    },
+    /// Something happened to a server on a host.
+    InstanceEvent {
+        /// The server.
+        instance_id: InstanceId,
+        /// The host it happened on.
+        host: String,
+        /// The agent's generation for this report (guards against old reports).
+        generation: i64,
+        /// The hypervisor's power state after the event.
+        power_state: PowerState,
+        /// What happened.
+        event: HostEvent,
+    },
+    /// Periodic power-state sync: the hypervisor's view of every VM.
+    PowerSync {
+        /// Host.
+        host: String,
+        /// Generation of this sync.
+        generation: i64,
+        /// The VMs.
+        vms: Vec<VmInfo>,
+    },
+}
+
+/// What a compute agent reports about an operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostEvent {
+    /// The VM was created and started.
+    Spawned,
+    /// Creating the VM failed; it was cleaned up on the host.
+    SpawnFailed {
+        /// Why, for the fault shown to the user.
+        message: String,
+    },
+    /// The VM was started.
+    PoweredOn,
+    /// The VM was stopped.
+    PoweredOff,
+    /// The VM was rebooted.
+    Rebooted,
+    /// The VM and its host resources are gone.
+    Destroyed,
+    /// A power action failed.
+    ActionFailed {
+        /// `stop`, `start`, `reboot`.
+        action: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Messages to the schedulers (`scheduler` queue, always calls).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum SchedulerMsg {
+    /// Pick a host for a server and claim its resources there. Reply:
+    /// [`Selection`] or an error message saying why no host fits.
+    SelectDestinations {
+        /// The server (its flavor, image, group and AZ are read from the store).
+        instance_id: InstanceId,
+        /// Hosts that already failed this build.
+        ignore_hosts: Vec<String>,
+        /// How many alternates to return.
+        num_alternates: u32,
+    },
+}
+
+/// A scheduler's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// The host whose resources were claimed.
+    pub host: String,
+    /// The NUMA placement (pinned CPUs were claimed too).
+    pub numa: Option<cloud_driver::NumaPlacement>,
+    /// Other hosts that fit, best first (not claimed).
+    pub alternates: Vec<String>,
+}
+
+/// Messages to a compute agent (`compute.<host>` queue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum ComputeMsg {
+    /// Create and start a VM. The host's resources were claimed. Answered
+    /// by an `InstanceEvent` (spawned or spawn_failed) to the conductor.
+    Spawn {
+        /// What to build.
+        spec: Box<VmSpec>,
+    },
+    /// Remove a VM and its host resources. Answered by `Destroyed`.
+    Destroy {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Start a stopped VM. Answered by `PoweredOn` or `ActionFailed`.
+    PowerOn {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Stop a VM (ACPI, then forced after the timeout). Answered by
+    /// `PoweredOff` or `ActionFailed`.
+    PowerOff {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Reboot a VM. Answered by `Rebooted` or `ActionFailed`.
+    Reboot {
+        /// The server.
+        instance_id: InstanceId,
+        /// Soft or hard.
+        kind: RebootKind,
+    },
+    /// Read the console log (a call). Reply: [`ConsoleOutput`].
+    ConsoleOutput {
+        /// The server.
+        instance_id: InstanceId,
+        /// At most this many bytes from the end.
+        max_bytes: usize,
+    },
+}
+
+/// The reply to `ConsoleOutput`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleOutput {
+    /// The log text.
+    pub output: String,
+}
+
+/// The body of every reply: a value or an error message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    /// Success.
+    Ok(T),
+    /// Failure, in words for the user.
+    Err(String),
+}
+
+/// Wraps a message in an envelope for the bus.
+pub fn encode<M: Serialize>(msg: &M, request_id: &str) -> Result<Envelope, BusError> {
+    let v = serde_json::to_value(msg).map_err(|e| BusError::Codec(e.to_string()))?;
+    let kind = v
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or("reply")
+        .to_owned();
+    let body = v.get("body").cloned().unwrap_or(serde_json::Value::Null);
+    let mut env = Envelope::new(&kind, request_id, &body)?;
+    env.body = body;
+    Ok(env)
+}
+
+/// Unwraps a message of enum type `M` from an envelope.
+pub fn decode<M: DeserializeOwned>(env: &Envelope) -> Result<M, BusError> {
+    serde_json::from_value(serde_json::json!({"kind": env.kind, "body": env.body}))
+        .map_err(|e| BusError::Codec(format!("{}: {e}", env.kind)))
+}
+
+/// Builds a reply envelope.
+pub fn encode_reply<T: Serialize>(reply: &Reply<T>, request_id: &str) -> Result<Envelope, BusError> {
+    Envelope::new("reply", request_id, reply)
+}
+
+/// Reads a reply envelope.
+pub fn decode_reply<T: DeserializeOwned>(env: &Envelope) -> Result<Reply<T>, BusError> {
+    env.decode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_envelopes() {
+        let id = InstanceId::new();
+        let msg = ConductorMsg::BuildInstance { instance_id: id };
+        let env = encode(&msg, "req-1").unwrap();
+        assert_eq!(env.kind, "build_instance");
+        assert_eq!(env.body["instance_id"], id.to_string());
+        assert_eq!(decode::<ConductorMsg>(&env).unwrap(), msg);
+        let reply: Reply<ConsoleOutput> = Reply::Ok(ConsoleOutput { output: "x".into() });
+        let env = encode_reply(&reply, "req-1").unwrap();
+        assert_eq!(decode_reply::<ConsoleOutput>(&env).unwrap(), reply);
+    }
+}

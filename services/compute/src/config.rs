@@ -1,0 +1,114 @@
+//! Configuration of a compute agent.
+
+use serde::Deserialize;
+
+/// The `[agent]` settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Host name; must be unique in the cloud.
+    pub host: String,
+    /// Availability zone of this host.
+    #[serde(default = "default_az")]
+    pub availability_zone: String,
+    /// Seconds between heartbeats.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: f64,
+    /// Seconds between power-state syncs.
+    #[serde(default = "default_sync")]
+    pub power_sync_secs: f64,
+    /// How long a guest gets to shut down before it is forced off.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+    /// Operations handled at once (different VMs).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_operations: usize,
+    /// Reserved amounts and allocation ratios.
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+}
+
+/// What the scheduler may allocate on this host.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// vCPU overcommit (Nova's default 16 is for fake clouds; 4.0 is sane).
+    pub cpu_allocation_ratio: f64,
+    /// RAM overcommit.
+    pub ram_allocation_ratio: f64,
+    /// Disk overcommit.
+    pub disk_allocation_ratio: f64,
+    /// CPUs kept for the host.
+    pub reserved_host_cpus: i64,
+    /// RAM kept for the host, MiB.
+    pub reserved_host_memory_mb: i64,
+    /// Disk kept for the host, GiB.
+    pub reserved_host_disk_gb: i64,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            cpu_allocation_ratio: 1.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_cpus: 0,
+            reserved_host_memory_mb: 0,
+            reserved_host_disk_gb: 0,
+        }
+    }
+}
+
+impl InventoryConfig {
+    /// `(class, reserved, ratio)` as the conductor records them.
+    pub fn as_list(&self) -> Vec<(String, i64, f64)> {
+        vec![
+            ("VCPU".to_owned(), self.reserved_host_cpus, self.cpu_allocation_ratio),
+            (
+                "MEMORY_MB".to_owned(),
+                self.reserved_host_memory_mb,
+                self.ram_allocation_ratio,
+            ),
+            (
+                "DISK_GB".to_owned(),
+                self.reserved_host_disk_gb,
+                self.disk_allocation_ratio,
+            ),
+        ]
+    }
+}
+
+fn default_az() -> String {
+    "nova".to_owned()
+}
+
+fn default_heartbeat() -> f64 {
+    5.0
+}
+
+fn default_sync() -> f64 {
+    30.0
+}
+
+fn default_shutdown_timeout() -> u64 {
+    60
+}
+
+fn default_concurrency() -> usize {
+    64
+}
+
+impl AgentConfig {
+    /// Defaults for a host named `host`.
+    pub fn for_host(host: &str) -> Self {
+        AgentConfig {
+            host: host.to_owned(),
+            availability_zone: default_az(),
+            heartbeat_secs: default_heartbeat(),
+            power_sync_secs: default_sync(),
+            shutdown_timeout_secs: default_shutdown_timeout(),
+            max_concurrent_operations: default_concurrency(),
+            inventory: InventoryConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! cloud-compute: the agent on each hypervisor host.
+//!
+//! It consumes its host's queue (`compute.<host>`), drives the hypervisor
+//! through a [`Driver`], and reports everything it learns to the conductor
+//! over the bus: inventory at start, heartbeats, the outcome of every
+//! operation, and a periodic power-state sync. It has no database
+//! credentials; the conductor is the only writer of what agents report.
+//!
+//! Work on one VM is serialized (a lock per instance) while different VMs
+//! are handled concurrently. Every operation is idempotent, because a
+//! message may be delivered twice.
+
+pub mod config;
+
+use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
+use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
+use cloud_model::InstanceId;
+use cloud_model::instance::PowerState;
+use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, HostEvent, Reply};
+pub use config::{AgentConfig, InventoryConfig};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Binary name of the compute service in service records.
+pub const BINARY: &str = "cloud-compute";
+
+/// One compute agent.
+pub struct Agent {
+    config: AgentConfig,
+    bus: Arc<dyn Bus>,
+    driver: Arc<dyn Driver>,
+    generation: AtomicI64,
+    locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Agent {
+    /// An agent for `config.host`, talking over `bus`, driving `driver`.
+    pub fn new(config: AgentConfig, bus: Arc<dyn Bus>, driver: Arc<dyn Driver>) -> Arc<Agent> {
+        Arc::new(Agent {
+            config,
+            bus,
+            driver,
+            generation: AtomicI64::new(0),
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The host name.
+    pub fn host(&self) -> &str {
+        &self.config.host
+    }
+
+    /// The driver (tests and the all-in-one binary use it to inject faults).
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    /// A generation for the next report: strictly increasing, and larger
+    /// than any generation from before a restart (it starts from the clock).
+    fn next_generation(&self) -> i64 {
+        let now = cloud_model::Timestamp::now().micros();
+        let mut cur = self.generation.load(Ordering::SeqCst);
+        loop {
+            let next = (cur + 1).max(now);
+            match self
+                .generation
+                .compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return next,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn lock_for(&self, id: InstanceId) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("locks")
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    async fn send(&self, msg: &ConductorMsg, request_id: &str) {
+        match cloud_rpc::encode(msg, request_id) {
+            Ok(env) => {
+                if let Err(e) = self.bus.cast(CONDUCTOR_QUEUE, env).await {
+                    tracing::warn!(error = %e, "cannot report to the conductor");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a report"),
+        }
+    }
+
+    /// Reports the host's resources and VMs to the conductor.
+    pub async fn report_host(&self, startup: bool) -> Result<(), DriverError> {
+        let resources = self.driver.host_resources().await?;
+        let vms = self.driver.list().await?;
+        let msg = ConductorMsg::HostReport {
+            host: self.config.host.clone(),
+            availability_zone: self.config.availability_zone.clone(),
+            resources,
+            inventory: self.config.inventory.as_list(),
+            vms,
+            startup,
+        };
+        self.send(&msg, "req-host-report").await;
+        Ok(())
+    }
+
+    async fn report_event(
+        &self,
+        id: InstanceId,
+        request_id: &str,
+        event: HostEvent,
+    ) {
+        let power_state = match self.driver.info(id).await {
+            Ok(info) => info.power_state,
+            Err(_) => PowerState::NoState,
+        };
+        let msg = ConductorMsg::InstanceEvent {
+            instance_id: id,
+            host: self.config.host.clone(),
+            generation: self.next_generation(),
+            power_state,
+            event,
+        };
+        self.send(&msg, request_id).await;
+    }
+
+    /// Handles one message (public so tests can drive an agent directly).
+    pub async fn handle(&self, msg: ComputeMsg, request_id: &str) -> Option<Reply<ConsoleOutput>> {
+        let shutdown_timeout = Duration::from_secs(self.config.shutdown_timeout_secs);
+        match msg {
+            ComputeMsg::Spawn { spec } => {
+                let id = spec.id;
+                let lock = self.lock_for(id);
+                let _g = lock.lock().await;
+                let event = match self.driver.spawn(&spec).await {
+                    Ok(()) => HostEvent::Spawned,
+                    Err(e) => {
+                        tracing::warn!(instance = %id, error = %e.full_message(), "spawn failed");
+                        // Leave nothing behind on this host.
+                        let _ = self.driver.destroy(id).await;
+                        HostEvent::SpawnFailed {
+                            message: e.full_message(),
+                        }
+                    }
+                };
+                self.report_event(id, request_id, event).await;
+                None
+            }
+            ComputeMsg::Destroy { instance_id } => {
+                let lock = self.lock_for(instance_id);
+                let _g = lock.lock().await;
+                match self.driver.destroy(instance_id).await {
+                    Ok(()) => {
+                        self.report_event(instance_id, request_id, HostEvent::Destroyed)
+                            .await;
+                    }
+                    Err(e) => tracing::error!(instance = %instance_id, error = %e.full_message(), "destroy failed"),
+                }
+                drop(_g);
+                self.locks.lock().expect("locks").remove(&instance_id);
+                None
+            }
+            ComputeMsg::PowerOn { instance_id } => {
+                self.power_action(instance_id, request_id, "start", async {
+                    self.driver.power_on(instance_id).await.map(|_| HostEvent::PoweredOn)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::PowerOff { instance_id } => {
+                self.power_action(instance_id, request_id, "stop", async {
+                    self.driver
+                        .power_off(instance_id, shutdown_timeout)
+                        .await
+                        .map(|_| HostEvent::PoweredOff)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Reboot { instance_id, kind } => {
+                self.power_action(instance_id, request_id, "reboot", async {
+                    self.driver
+                        .reboot(instance_id, kind)
+                        .await
+                        .map(|_| HostEvent::Rebooted)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::ConsoleOutput {
+                instance_id,
+                max_bytes,
+            } => Some(
+                match self.driver.console_output(instance_id, max_bytes).await {
+                    Ok(output) => Reply::Ok(ConsoleOutput { output }),
+                    Err(e) => Reply::Err(e.to_string()),
+                },
+            ),
+        }
+    }
+
+    async fn power_action(
+        &self,
+        id: InstanceId,
+        request_id: &str,
+        action: &str,
+        op: impl Future<Output = Result<HostEvent, DriverError>>,
+    ) {
+        let lock = self.lock_for(id);
+        let _g = lock.lock().await;
+        let event = match op.await {
+            Ok(ev) => ev,
+            Err(e) => HostEvent::ActionFailed {
+                action: action.to_owned(),
+                message: e.full_message(),
+            },
+        };
+        self.report_event(id, request_id, event).await;
+    }
+
+    /// Runs the agent until `shutdown` resolves: reports the host, then
+    /// consumes its queue, heartbeats and syncs power states.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let mut consumer = self.bus.consume(&compute_queue(&self.config.host)).await?;
+        let mut report_attempts = 0;
+        while let Err(e) = self.report_host(true).await {
+            report_attempts += 1;
+            tracing::warn!(error = %e.full_message(), "cannot read host resources; retrying");
+            if report_attempts > 5 {
+                return Err(anyhow::anyhow!("cannot read host resources: {}", e.full_message()));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tracing::info!(host = %self.config.host, driver = self.driver.kind(), "compute agent is up");
+        let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
+        let sync = tokio::spawn(self.clone().power_sync_loop());
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrent_operations.max(1)));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                d = consumer.next() => {
+                    let Some(d) = d else { break };
+                    let Ok(permit) = limit.clone().acquire_owned().await else { break };
+                    let agent = self.clone();
+                    tokio::spawn(async move {
+                        agent.dispatch(d).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        heartbeat.abort();
+        sync.abort();
+        // Let in-flight operations finish.
+        let _ = limit
+            .acquire_many(self.config.max_concurrent_operations.max(1) as u32)
+            .await;
+        tracing::info!(host = %self.config.host, "compute agent stopped");
+        Ok(())
+    }
+
+    async fn dispatch(&self, d: Delivery) {
+        let request_id = d.envelope.request_id.clone();
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, host = %self.config.host);
+        async {
+            let msg: ComputeMsg = match cloud_rpc::decode(&d.envelope) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping a message we cannot decode");
+                    let _ = d.nack(false).await;
+                    return;
+                }
+            };
+            tracing::debug!("handling");
+            let reply = self.handle(msg, &request_id).await;
+            let result = match reply {
+                Some(r) if d.expects_reply() => match cloud_rpc::encode_reply(&r, &request_id) {
+                    Ok(env) => d.reply(env).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode reply");
+                        d.ack().await
+                    }
+                },
+                _ => d.ack().await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot acknowledge a message");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(self.config.heartbeat_secs));
+        loop {
+            tick.tick().await;
+            let msg = ConductorMsg::Heartbeat {
+                host: self.config.host.clone(),
+                binary: BINARY.to_owned(),
+            };
+            self.send(&msg, "req-heartbeat").await;
+        }
+    }
+
+    async fn power_sync_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(self.config.power_sync_secs));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let vms: Vec<VmInfo> = match self.driver.list().await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e.full_message(), "power sync: cannot list VMs");
+                    continue;
+                }
+            };
+            let msg = ConductorMsg::PowerSync {
+                host: self.config.host.clone(),
+                generation: self.next_generation(),
+                vms,
+            };
+            self.send(&msg, "req-power-sync").await;
+        }
+    }
+}
+
+/// Maps a reboot kind from the API's words.
+pub fn reboot_kind(hard: bool) -> RebootKind {
+    if hard { RebootKind::Hard } else { RebootKind::Soft }
+}

@@ -1,0 +1,417 @@
+//! The build workflow.
+//!
+//! Steps, persisted in the `workflows` table:
+//! `schedule` (ask a scheduler, which claims the host's resources) ->
+//! `networking` (create or bind the ports) -> `spawning` (cast the spawn
+//! to the host) -> `waiting` (for the host's report) -> done. A failed
+//! spawn releases the claim, records the host in `tried` and goes back to
+//! `schedule`, which then excludes the hosts tried; after
+//! `max_build_attempts` hosts, or when no host fits, the server goes to
+//! ERROR with a fault that says what happened on each host.
+
+use crate::Conductor;
+use cloud_bus::{SCHEDULER_QUEUE, compute_queue};
+use cloud_model::instance::{Fault, Instance, PowerState, TaskState, VmState};
+use cloud_model::{Error, InstanceId, PortId, Timestamp};
+use cloud_rpc::{ComputeMsg, Reply, SchedulerMsg, Selection};
+use cloud_store::{StateUpdate, Workflow, workflow_id};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the build workflow remembers between steps.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct BuildData {
+    /// Hosts that failed, with why.
+    #[serde(default)]
+    pub tried: Vec<TriedHost>,
+    /// The host currently claimed.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Ports we created for the server (deleted with it).
+    #[serde(default)]
+    pub created_ports: Vec<PortId>,
+    /// All the server's ports, in NIC order.
+    #[serde(default)]
+    pub ports: Vec<PortId>,
+}
+
+/// A host that failed a build attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TriedHost {
+    /// The host.
+    pub host: String,
+    /// What went wrong there.
+    pub error: String,
+}
+
+impl BuildData {
+    fn from(wf: &Workflow) -> BuildData {
+        serde_json::from_value(wf.data.clone()).unwrap_or_default()
+    }
+
+    fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// `host-a: error; host-b: error`.
+    pub(crate) fn tried_summary(&self) -> String {
+        self.tried
+            .iter()
+            .map(|t| format!("{}: {}", t.host, t.error))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl Conductor {
+    /// Runs or resumes the build of `id` as far as it can go without
+    /// waiting for a host.
+    pub(crate) async fn build(self: &Arc<Self>, id: InstanceId, request_id: &str) -> Result<(), Error> {
+        let wf_id = workflow_id(id, "build");
+        let Some(mut wf) = self
+            .store
+            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
+            .await?
+        else {
+            tracing::debug!(instance = %id, "build workflow finished or owned by another conductor");
+            return Ok(());
+        };
+        loop {
+            let inst = self.store.instance_get_any(id).await?;
+            if inst.deleted_at.is_some() || inst.task_state == Some(TaskState::Deleting) {
+                // The delete workflow takes it from here.
+                self.store.workflow_finish(&wf_id, "aborted").await?;
+                return Ok(());
+            }
+            let mut data = BuildData::from(&wf);
+            let next = match wf.step.as_str() {
+                "schedule" => self.step_schedule(&inst, &mut data, request_id).await?,
+                "networking" => self.step_networking(&inst, &mut data).await?,
+                "spawning" => self.step_spawn(&inst, &data, request_id).await?,
+                _ => return Ok(()),
+            };
+            let Some(next) = next else { return Ok(()) };
+            if !self
+                .store
+                .workflow_advance(&wf_id, &self.id, &wf.step, next, &data.to_value())
+                .await?
+            {
+                tracing::info!(instance = %id, step = %wf.step, "build workflow moved on elsewhere");
+                return Ok(());
+            }
+            wf = match self.store.workflow_get(&wf_id).await? {
+                Some(w) => w,
+                None => return Ok(()),
+            };
+            if wf.step == "waiting" || wf.finished_at.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Asks a scheduler for a host. Returns the next step, or None when the
+    /// build ended (in ERROR).
+    async fn step_schedule(
+        self: &Arc<Self>,
+        inst: &Instance,
+        data: &mut BuildData,
+        request_id: &str,
+    ) -> Result<Option<&'static str>, Error> {
+        self.store
+            .instance_update_state(
+                inst.id,
+                &StateUpdate {
+                    task_state: Some(Some(TaskState::Scheduling)),
+                    host: Some(None),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let msg = SchedulerMsg::SelectDestinations {
+            instance_id: inst.id,
+            ignore_hosts: data.tried.iter().map(|t| t.host.clone()).collect(),
+            num_alternates: 2,
+        };
+        let env = cloud_rpc::encode(&msg, request_id)?;
+        let reply = self
+            .bus
+            .call(
+                SCHEDULER_QUEUE,
+                env,
+                Duration::from_secs(self.config.scheduler_timeout_secs),
+            )
+            .await?;
+        match cloud_rpc::decode_reply::<Selection>(&reply)? {
+            Reply::Ok(sel) => {
+                self.store
+                    .action_event(inst, "create", "schedule", Some(&sel.host), true, None)
+                    .await?;
+                data.host = Some(sel.host.clone());
+                self.store
+                    .instance_update_state(
+                        inst.id,
+                        &StateUpdate {
+                            task_state: Some(Some(TaskState::Networking)),
+                            host: Some(Some(sel.host.clone())),
+                            numa_placement: Some(
+                                sel.numa.as_ref().and_then(|n| serde_json::to_value(n).ok()),
+                            ),
+                            progress: Some(10),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                Ok(Some("networking"))
+            }
+            Reply::Err(message) => {
+                let message = if data.tried.is_empty() {
+                    message
+                } else {
+                    format!(
+                        "Build failed on {} host(s) ({}); then: {message}",
+                        data.tried.len(),
+                        data.tried_summary()
+                    )
+                };
+                self.fail_build(inst, data, &message, "schedule").await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Creates or binds the server's ports on the chosen host.
+    async fn step_networking(
+        self: &Arc<Self>,
+        inst: &Instance,
+        data: &mut BuildData,
+    ) -> Result<Option<&'static str>, Error> {
+        let host = data.host.clone().unwrap_or_default();
+        match self.ensure_ports(inst, &host, data).await {
+            Ok(()) => {
+                self.store
+                    .instance_update_state(
+                        inst.id,
+                        &StateUpdate {
+                            task_state: Some(Some(TaskState::Spawning)),
+                            progress: Some(30),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                Ok(Some("spawning"))
+            }
+            Err(e @ (Error::Unavailable { .. } | Error::Internal { .. })) => Err(e),
+            Err(e) => {
+                // A network problem is the user's (address taken, pool
+                // exhausted): another host would not help.
+                self.fail_build(
+                    inst,
+                    data,
+                    &format!("Network allocation failed: {}", e.external_message()),
+                    "networking",
+                )
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Casts the spawn to the host and arms the deadline.
+    async fn step_spawn(
+        self: &Arc<Self>,
+        inst: &Instance,
+        data: &BuildData,
+        request_id: &str,
+    ) -> Result<Option<&'static str>, Error> {
+        let host = data
+            .host
+            .clone()
+            .ok_or_else(|| Error::internal("spawn step without a host"))?;
+        let spec = self.vm_spec(inst, &data.ports).await?;
+        self.store
+            .instance_update_state(
+                inst.id,
+                &StateUpdate {
+                    task_deadline: Some(Some(
+                        Timestamp::now().plus_seconds(self.config.spawn_timeout_secs),
+                    )),
+                    progress: Some(50),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.cast(
+            &compute_queue(&host),
+            &ComputeMsg::Spawn {
+                spec: Box::new(spec),
+            },
+            request_id,
+        )
+        .await?;
+        Ok(Some("waiting"))
+    }
+
+    /// A host reported a successful spawn.
+    pub(crate) async fn build_spawned(
+        self: &Arc<Self>,
+        inst: &Instance,
+        host: &str,
+        power_state: PowerState,
+    ) -> Result<(), Error> {
+        let wf_id = workflow_id(inst.id, "build");
+        let Some(wf) = self
+            .store
+            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
+            .await?
+        else {
+            return Ok(());
+        };
+        let data = BuildData::from(&wf);
+        if wf.step != "waiting" || data.host.as_deref() != Some(host) {
+            tracing::info!(instance = %inst.id, %host, step = %wf.step, "ignoring a stale spawn report");
+            return Ok(());
+        }
+        self.store
+            .instance_update_state(
+                inst.id,
+                &StateUpdate {
+                    vm_state: Some(VmState::Active),
+                    task_state: Some(None),
+                    power_state: Some(power_state),
+                    progress: Some(100),
+                    launched_at: Some(Timestamp::now()),
+                    task_deadline: Some(None),
+                    fault: Some(None),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.ports_set_status(&data.ports, "ACTIVE").await?;
+        self.store
+            .action_event(inst, "create", "compute_spawn", Some(host), true, None)
+            .await?;
+        self.store.action_finish(inst.id, "create").await?;
+        self.store.workflow_finish(&wf_id, "done").await?;
+        tracing::info!(instance = %inst.id, %host, "server is ACTIVE");
+        Ok(())
+    }
+
+    /// A spawn failed on `host` (reported by the host, or timed out):
+    /// release the claim and try another host, or give up.
+    pub(crate) async fn build_failed_on_host(
+        self: &Arc<Self>,
+        inst: &Instance,
+        host: &str,
+        error: &str,
+        request_id: &str,
+    ) -> Result<(), Error> {
+        let wf_id = workflow_id(inst.id, "build");
+        let Some(wf) = self
+            .store
+            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
+            .await?
+        else {
+            return Ok(());
+        };
+        let mut data = BuildData::from(&wf);
+        if wf.step != "waiting" || data.host.as_deref() != Some(host) {
+            tracing::info!(instance = %inst.id, %host, "ignoring a stale spawn failure");
+            return Ok(());
+        }
+        tracing::warn!(instance = %inst.id, %host, %error, "spawn failed; rescheduling");
+        self.store
+            .action_event(inst, "create", "compute_spawn", Some(host), false, Some(error))
+            .await?;
+        self.store.host_failure_record(host, inst.id).await?;
+        self.store.placement_release(inst.id).await?;
+        data.tried.push(TriedHost {
+            host: host.to_owned(),
+            error: error.to_owned(),
+        });
+        data.host = None;
+        if data.tried.len() >= self.config.max_build_attempts {
+            let message = format!(
+                "Build of instance {} failed on {} host(s), giving up after the maximum number \
+                 of attempts: {}",
+                inst.id,
+                data.tried.len(),
+                data.tried_summary()
+            );
+            self.store
+                .workflow_advance(&wf_id, &self.id, "waiting", "waiting", &data.to_value())
+                .await?;
+            self.fail_build(inst, &data, &message, "compute_spawn").await?;
+            return Ok(());
+        }
+        if self
+            .store
+            .workflow_advance(&wf_id, &self.id, "waiting", "schedule", &data.to_value())
+            .await?
+        {
+            self.store
+                .instance_update_state(
+                    inst.id,
+                    &StateUpdate {
+                        task_deadline: Some(None),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            self.build(inst.id, request_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a build in ERROR with `message` as the fault, releasing the
+    /// host claim and the ports.
+    pub(crate) async fn fail_build(
+        self: &Arc<Self>,
+        inst: &Instance,
+        data: &BuildData,
+        message: &str,
+        event: &str,
+    ) -> Result<(), Error> {
+        tracing::warn!(instance = %inst.id, %message, "build failed");
+        self.store.placement_release(inst.id).await?;
+        self.release_ports(inst, data).await?;
+        self.store
+            .instance_update_state(
+                inst.id,
+                &StateUpdate {
+                    vm_state: Some(VmState::Error),
+                    task_state: Some(None),
+                    power_state: Some(PowerState::NoState),
+                    host: Some(None),
+                    task_deadline: Some(None),
+                    numa_placement: Some(None),
+                    fault: Some(Some(Fault {
+                        code: 500,
+                        message: message.to_owned(),
+                        details: data.tried_summary(),
+                        created: Timestamp::now(),
+                    })),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.store
+            .action_event(inst, "create", event, None, false, Some(message))
+            .await?;
+        self.store.action_finish(inst.id, "create").await?;
+        self.store
+            .workflow_finish(&workflow_id(inst.id, "build"), "failed")
+            .await?;
+        Ok(())
+    }
+
+    /// The build workflow's data, for the delete workflow.
+    pub(crate) async fn build_data(&self, id: InstanceId) -> Result<BuildData, Error> {
+        Ok(self
+            .store
+            .workflow_get(&workflow_id(id, "build"))
+            .await?
+            .map(|wf| BuildData::from(&wf))
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,181 @@
+//! cloud-conductor: the owner of multi-step workflows.
+//!
+//! It runs the build (schedule -> claim -> ports -> spawn on the host ->
+//! wait for the report -> ACTIVE, rescheduling to another host when a spawn
+//! fails) and delete workflows, applies everything compute agents report
+//! (it is the only writer of that state, with generation-guarded updates),
+//! and runs the reconcilers that make sure no server stays in a
+//! transitional state forever: orphaned workflows are resumed, every task
+//! has a deadline, VMs without a server are reaped.
+//!
+//! Workflow progress is persisted step by step with a lease, so several
+//! conductors can run against one database and a dead one's work is
+//! picked up by another (or by itself after a restart).
+
+mod build;
+pub mod config;
+mod delete;
+mod ports;
+mod reconcile;
+mod reports;
+mod spec;
+
+use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery};
+use cloud_model::Error;
+use cloud_rpc::ConductorMsg;
+use cloud_store::Store;
+pub use config::ConductorConfig;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Binary name in service records.
+pub const BINARY: &str = "cloud-conductor";
+
+/// One conductor.
+pub struct Conductor {
+    /// Our name as a workflow owner (unique per process).
+    id: String,
+    store: Store,
+    bus: Arc<dyn Bus>,
+    config: ConductorConfig,
+}
+
+impl Conductor {
+    /// A conductor over `store` and `bus`.
+    pub fn new(store: Store, bus: Arc<dyn Bus>, config: ConductorConfig) -> Arc<Conductor> {
+        Arc::new(Conductor {
+            id: format!("conductor-{}", uuid::Uuid::new_v4().simple()),
+            store,
+            bus,
+            config,
+        })
+    }
+
+    /// Handles one message (public so tests can drive a conductor directly).
+    pub async fn handle(self: &Arc<Self>, msg: ConductorMsg, request_id: &str) -> Result<(), Error> {
+        match msg {
+            ConductorMsg::BuildInstance { instance_id } => self.build(instance_id, request_id).await,
+            ConductorMsg::DeleteInstance { instance_id } => {
+                self.delete(instance_id, request_id).await
+            }
+            ConductorMsg::Heartbeat { host, binary } => {
+                self.store.service_heartbeat(&host, &binary).await
+            }
+            ConductorMsg::HostReport {
+                host,
+                availability_zone,
+                resources,
+                inventory,
+                vms,
+                startup,
+            } => {
+                self.host_report(&host, &availability_zone, &resources, inventory, &vms, startup)
+                    .await
+            }
+            ConductorMsg::InstanceEvent {
+                instance_id,
+                host,
+                generation,
+                power_state,
+                event,
+            } => {
+                self.instance_event(instance_id, &host, generation, power_state, event, request_id)
+                    .await
+            }
+            ConductorMsg::PowerSync {
+                host,
+                generation,
+                vms,
+            } => self.power_sync(&host, generation, &vms, false).await,
+        }
+    }
+
+    /// Runs until `shutdown` resolves: consumes the conductor queue and
+    /// runs the reconcilers.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut consumer = self.bus.consume(CONDUCTOR_QUEUE).await?;
+        let reconciler = tokio::spawn(self.clone().reconcile_loop());
+        let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config.max_concurrent_messages.max(1),
+        ));
+        tracing::info!(id = %self.id, "conductor is up");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                d = consumer.next() => {
+                    let Some(d) = d else { break };
+                    let Ok(permit) = limit.clone().acquire_owned().await else { break };
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.dispatch(d).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        reconciler.abort();
+        heartbeat.abort();
+        let _ = limit
+            .acquire_many(self.config.max_concurrent_messages.max(1) as u32)
+            .await;
+        tracing::info!(id = %self.id, "conductor stopped");
+        Ok(())
+    }
+
+    async fn dispatch(self: &Arc<Self>, d: Delivery) {
+        let request_id = d.envelope.request_id.clone();
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
+        async {
+            let msg: ConductorMsg = match cloud_rpc::decode(&d.envelope) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping a message we cannot decode");
+                    let _ = d.nack(false).await;
+                    return;
+                }
+            };
+            match self.handle(msg, &request_id).await {
+                Ok(()) => {
+                    let _ = d.ack().await;
+                }
+                Err(e @ Error::Unavailable { .. }) => {
+                    // The database or bus is down: let the message come back.
+                    tracing::warn!(error = %e, "handling failed, will retry");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let _ = d.nack(true).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "handling failed");
+                    let _ = d.ack().await;
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let host = cloud_service_common::hostname();
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.store.service_heartbeat(&host, BINARY).await {
+                tracing::warn!(error = %e, "cannot record the conductor's heartbeat");
+            }
+        }
+    }
+
+    /// Sends a message to a queue.
+    async fn cast<M: serde::Serialize>(&self, queue: &str, msg: &M, request_id: &str) -> Result<(), Error> {
+        let env = cloud_rpc::encode(msg, request_id)?;
+        self.bus.cast(queue, env).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Reconcilers: nothing stays in a transitional state forever.
+//!
+//! Every pass (a) resumes workflows whose conductor died (their lease
+//! expired), (b) handles tasks past their deadline: a spawn that never
+//! reported counts as a failure on that host (the build moves on), a
+//! delete the host never confirmed completes without it, and a power
+//! action that never finished is cleared.
+
+use crate::Conductor;
+use cloud_model::instance::{Instance, TaskState, VmState};
+use cloud_model::{Error, Timestamp};
+use cloud_store::{StateUpdate, workflow_id};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Conductor {
+    pub(crate) async fn reconcile_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(
+            self.config.reconcile_interval_secs.max(0.1),
+        ));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reconcile_once().await {
+                tracing::warn!(error = %e, "reconcile pass failed");
+            }
+        }
+    }
+
+    /// One reconciler pass (public for tests).
+    pub async fn reconcile_once(self: &Arc<Self>) -> Result<(), Error> {
+        for wf in self
+            .store
+            .workflows_orphaned(self.config.lease_secs.min(30), 100)
+            .await?
+        {
+            if wf.step == "waiting" {
+                continue;
+            }
+            tracing::info!(workflow = %wf.id, step = %wf.step, "resuming an orphaned workflow");
+            let r = match wf.kind.as_str() {
+                "build" => self.build(wf.instance_id, "req-reconcile").await,
+                "delete" => self.delete(wf.instance_id, "req-reconcile").await,
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                tracing::warn!(workflow = %wf.id, error = %e, "resuming failed");
+            }
+        }
+        for inst in self.store.instances_past_deadline(Timestamp::now()).await? {
+            if let Err(e) = self.task_timed_out(&inst).await {
+                tracing::warn!(instance = %inst.id, error = %e, "handling a timed-out task failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn task_timed_out(self: &Arc<Self>, inst: &Instance) -> Result<(), Error> {
+        let host = inst.host.clone().unwrap_or_default();
+        match (inst.vm_state, inst.task_state) {
+            (_, Some(TaskState::Deleting)) => {
+                tracing::warn!(instance = %inst.id, %host, "the host did not confirm the delete in time");
+                self.store
+                    .action_event(
+                        inst,
+                        "delete",
+                        "compute_terminate",
+                        inst.host.as_deref(),
+                        false,
+                        Some("the host did not answer in time; the VM will be removed when it reports again"),
+                    )
+                    .await?;
+                self.delete_cleanup(inst).await
+            }
+            (VmState::Building, _) => {
+                let build = self.store.workflow_get(&workflow_id(inst.id, "build")).await?;
+                if build.is_some_and(|w| w.step == "waiting" && w.finished_at.is_none()) {
+                    let message = format!(
+                        "the host did not report the spawn within {} s (is it down?)",
+                        self.config.spawn_timeout_secs
+                    );
+                    self.build_failed_on_host(inst, &host, &message, "req-reconcile")
+                        .await
+                } else {
+                    Ok(())
+                }
+            }
+            (_, Some(task)) => {
+                let action = match task {
+                    TaskState::PoweringOff => "stop",
+                    TaskState::PoweringOn => "start",
+                    _ => "reboot",
+                };
+                tracing::warn!(instance = %inst.id, %host, task = task.as_str(), "task timed out");
+                self.store
+                    .instance_update_state(
+                        inst.id,
+                        &StateUpdate {
+                            task_state: Some(None),
+                            task_deadline: Some(None),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                self.store
+                    .action_event(
+                        inst,
+                        action,
+                        &format!("compute_{action}"),
+                        inst.host.as_deref(),
+                        false,
+                        Some("the host did not report the result in time"),
+                    )
+                    .await?;
+                self.store.action_finish(inst.id, action).await
+            }
+            _ => {
+                self.store
+                    .instance_update_state(
+                        inst.id,
+                        &StateUpdate {
+                            task_deadline: Some(None),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Building the driver's [`VmSpec`] from the server's records.
+
+use crate::Conductor;
+use base64::Engine;
+use cloud_driver::{FlavorSpec, ImageSpec, NicSpec, NumaPlacement, VmSpec};
+use cloud_model::instance::Instance;
+use cloud_model::{Error, PortId};
+use cloud_store::Scope;
+
+impl Conductor {
+    /// Everything the host needs to build the server.
+    pub(crate) async fn vm_spec(&self, inst: &Instance, ports: &[PortId]) -> Result<VmSpec, Error> {
+        let image = self.store.image_get(inst.image_id, &Scope::All).await?;
+        let mut nics = Vec::new();
+        for port_id in ports {
+            let port = self.store.port_get(*port_id, &Scope::All).await?;
+            let network = self.store.network_get(port.network_id, &Scope::All).await?;
+            let mut nic = NicSpec {
+                port_id: port.id.to_string(),
+                network_id: port.network_id.to_string(),
+                mac: port.mac_address.clone(),
+                ip: None,
+                prefix: None,
+                gateway: None,
+                dns: Vec::new(),
+                dhcp: false,
+                mtu: u32::try_from(network.mtu).unwrap_or(1500),
+            };
+            if let Some(fixed) = port.fixed_ips.first() {
+                let subnet = self.store.subnet_get(fixed.subnet_id, &Scope::All).await?;
+                nic.ip = Some(fixed.ip_address);
+                nic.prefix = Some(subnet.cidr.prefix());
+                nic.gateway = subnet.gateway_ip;
+                nic.dns = subnet.dns_nameservers.clone();
+                nic.dhcp = subnet.enable_dhcp;
+            }
+            nics.push(nic);
+        }
+        let user_data = match &inst.user_data {
+            Some(b64) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| Error::internal(format!("stored user data is not base64: {e}")))?,
+            ),
+            None => None,
+        };
+        let numa: Option<NumaPlacement> = inst
+            .numa_placement
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let f = &inst.flavor;
+        Ok(VmSpec {
+            id: inst.id,
+            name: inst.name.clone(),
+            hostname: inst.hostname.clone(),
+            project_id: inst.project_id.to_string(),
+            user_id: inst.user_id.to_string(),
+            flavor: FlavorSpec {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                vcpus: u32::try_from(f.vcpus).unwrap_or(1),
+                ram_mb: u64::try_from(f.ram_mb).unwrap_or(0),
+                disk_gb: u64::try_from(f.disk_gb).unwrap_or(0),
+                swap_mb: u64::try_from(f.swap_mb).unwrap_or(0),
+                ephemeral_gb: u64::try_from(f.ephemeral_gb).unwrap_or(0),
+                extra_specs: f.extra_specs.clone(),
+            },
+            image: ImageSpec {
+                id: image.id.to_string(),
+                disk_format: image.disk_format.clone().unwrap_or_else(|| "raw".to_owned()),
+                size: u64::try_from(image.size.unwrap_or(0)).unwrap_or(0),
+                checksum: image.checksum.clone().unwrap_or_default(),
+                sha512: image.os_hash_value.clone(),
+                properties: image.properties.clone(),
+            },
+            nics,
+            user_data,
+            metadata: inst.metadata.clone(),
+            key: match (&inst.key_name, &inst.key_data) {
+                (Some(n), Some(k)) => Some((n.clone(), k.clone())),
+                _ => None,
+            },
+            availability_zone: inst.availability_zone.clone(),
+            launch_index: u32::try_from(inst.launch_index).unwrap_or(0),
+            numa,
+        })
+    }
+}
