@@ -28,6 +28,7 @@ mod ports;
 mod quotas;
 mod row;
 mod security_groups;
+mod server_addresses;
 mod server_groups;
 mod workflows;
 
@@ -43,6 +44,7 @@ pub use networks::{NewSubnet, SubnetUpdate};
 pub use ports::{NewPort, PortFilter, RequestedIp};
 pub use quotas::QuotaUsage;
 pub use security_groups::NewRule;
+pub use server_addresses::ServerNic;
 
 /// Which projects a query may see.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Shared state of the API handlers.
 
 use crate::config::ApiConfig;
+use cloud_bus::{Bus, InProcBus};
 use cloud_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,14 +15,27 @@ pub struct AppState {
 struct Inner {
     store: Store,
     config: ApiConfig,
+    bus: Arc<dyn Bus>,
 }
 
 impl AppState {
-    /// Builds the state from a connected store and the configuration.
+    /// Builds the state from a connected store and the configuration, with
+    /// an in-process bus nobody consumes (an API without a control plane:
+    /// server builds wait in the queue).
     pub fn new(store: Store, config: ApiConfig) -> Self {
+        Self::with_bus(store, config, Arc::new(InProcBus::new()))
+    }
+
+    /// Builds the state with the bus the control plane listens on.
+    pub fn with_bus(store: Store, config: ApiConfig, bus: Arc<dyn Bus>) -> Self {
         AppState {
-            inner: Arc::new(Inner { store, config }),
+            inner: Arc::new(Inner { store, config, bus }),
         }
+    }
+
+    /// The message bus to the conductors and compute hosts.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
     }
 
     /// The state store.
