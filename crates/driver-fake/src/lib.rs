@@ -8,9 +8,7 @@
 //! timeouts.
 
 use async_trait::async_trait;
-use cloud_driver::{
-    Driver, DriverError, HostResources, NumaCell, Op, RebootKind, VmInfo, VmSpec,
-};
+use cloud_driver::{Driver, DriverError, HostResources, NumaCell, Op, RebootKind, VmInfo, VmSpec};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
 use serde::Deserialize;
@@ -266,7 +264,11 @@ impl Driver for FakeDriver {
             .collect())
     }
 
-    async fn console_output(&self, id: InstanceId, max_bytes: usize) -> Result<String, DriverError> {
+    async fn console_output(
+        &self,
+        id: InstanceId,
+        max_bytes: usize,
+    ) -> Result<String, DriverError> {
         self.with_vm(id, |vm| {
             let mut text = vm.console.join("\n");
             text.push('\n');

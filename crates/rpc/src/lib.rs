@@ -212,7 +212,10 @@ pub fn decode<M: DeserializeOwned>(env: &Envelope) -> Result<M, BusError> {
 }
 
 /// Builds a reply envelope.
-pub fn encode_reply<T: Serialize>(reply: &Reply<T>, request_id: &str) -> Result<Envelope, BusError> {
+pub fn encode_reply<T: Serialize>(
+    reply: &Reply<T>,
+    request_id: &str,
+) -> Result<Envelope, BusError> {
     Envelope::new("reply", request_id, reply)
 }
 

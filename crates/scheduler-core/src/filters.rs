@@ -107,10 +107,14 @@ fn image_properties(c: &Ctx, h: &HostState) -> Result<Option<NumaPlacement>, Rej
             )));
         }
     }
-    if let Some(hv) = props.get("img_hv_type").or_else(|| props.get("hypervisor_type")) {
+    if let Some(hv) = props
+        .get("img_hv_type")
+        .or_else(|| props.get("hypervisor_type"))
+    {
         let want = hv.to_ascii_lowercase();
         let have = h.hypervisor_type.to_ascii_lowercase();
-        let compatible = want == have || (want == "kvm" && have == "qemu") || (want == "qemu" && have == "kvm");
+        let compatible =
+            want == have || (want == "kvm" && have == "qemu") || (want == "qemu" && have == "kvm");
         if !compatible {
             return Err(Rejection::because(format!(
                 "image wants hypervisor {hv}, host runs {}",
@@ -140,7 +144,9 @@ fn group_affinity(c: &Ctx, h: &HostState) -> Result<Option<NumaPlacement>, Rejec
 fn group_anti_affinity(c: &Ctx, h: &HostState) -> Result<Option<NumaPlacement>, Rejection> {
     match &c.spec.group {
         Some(g) if g.policy == GroupPolicy::AntiAffinity && g.member_hosts.contains(&h.host) => {
-            Err(Rejection::because("anti-affinity: a group member is already on it"))
+            Err(Rejection::because(
+                "anti-affinity: a group member is already on it",
+            ))
         }
         _ => Ok(None),
     }
@@ -155,14 +161,44 @@ fn numa_topology(c: &Ctx, h: &HostState) -> Result<Option<NumaPlacement>, Reject
 
 /// The filters, in the order they run: cheap checks first, NUMA last.
 pub const FILTERS: &[Filter] = &[
-    Filter { name: "ComputeFilter", check: compute },
-    Filter { name: "RetryFilter", check: retry },
-    Filter { name: "AvailabilityZoneFilter", check: availability_zone },
-    Filter { name: "RamFilter", check: ram },
-    Filter { name: "CoreFilter", check: core },
-    Filter { name: "DiskFilter", check: disk },
-    Filter { name: "ImagePropertiesFilter", check: image_properties },
-    Filter { name: "ServerGroupAffinityFilter", check: group_affinity },
-    Filter { name: "ServerGroupAntiAffinityFilter", check: group_anti_affinity },
-    Filter { name: "NUMATopologyFilter", check: numa_topology },
+    Filter {
+        name: "ComputeFilter",
+        check: compute,
+    },
+    Filter {
+        name: "RetryFilter",
+        check: retry,
+    },
+    Filter {
+        name: "AvailabilityZoneFilter",
+        check: availability_zone,
+    },
+    Filter {
+        name: "RamFilter",
+        check: ram,
+    },
+    Filter {
+        name: "CoreFilter",
+        check: core,
+    },
+    Filter {
+        name: "DiskFilter",
+        check: disk,
+    },
+    Filter {
+        name: "ImagePropertiesFilter",
+        check: image_properties,
+    },
+    Filter {
+        name: "ServerGroupAffinityFilter",
+        check: group_affinity,
+    },
+    Filter {
+        name: "ServerGroupAntiAffinityFilter",
+        check: group_anti_affinity,
+    },
+    Filter {
+        name: "NUMATopologyFilter",
+        check: numa_topology,
+    },
 ];

@@ -30,19 +30,21 @@ impl NumaRequest {
                 .or_else(|| spec.image_properties.get(image_key))
                 .map(|s| s.trim().to_ascii_lowercase())
         };
-        let nodes = match get("hw:numa_nodes", "hw_numa_nodes") {
-            Some(n) => Some(
-                n.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("hw:numa_nodes must be a positive integer, not '{n}'"))?,
-            ),
-            None => None,
-        };
+        let nodes =
+            match get("hw:numa_nodes", "hw_numa_nodes") {
+                Some(n) => Some(n.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    format!("hw:numa_nodes must be a positive integer, not '{n}'")
+                })?),
+                None => None,
+            };
         let dedicated = match get("hw:cpu_policy", "hw_cpu_policy").as_deref() {
             None | Some("shared") => false,
             Some("dedicated") => true,
-            Some(other) => return Err(format!("hw:cpu_policy must be shared or dedicated, not '{other}'")),
+            Some(other) => {
+                return Err(format!(
+                    "hw:cpu_policy must be shared or dedicated, not '{other}'"
+                ));
+            }
         };
         let page_kb = match get("hw:mem_page_size", "hw_mem_page_size").as_deref() {
             None | Some("small") | Some("any") => None,
@@ -60,7 +62,9 @@ impl NumaRequest {
         let nodes = nodes.unwrap_or(1);
         let vcpus = u32::try_from(spec.vcpus).unwrap_or(0);
         if vcpus < nodes {
-            return Err(format!("{vcpus} vCPU(s) cannot be split over {nodes} NUMA nodes"));
+            return Err(format!(
+                "{vcpus} vCPU(s) cannot be split over {nodes} NUMA nodes"
+            ));
         }
         Ok(Some(NumaRequest {
             nodes,
@@ -112,8 +116,7 @@ pub fn fit_numa(req: &NumaRequest, host: &HostState) -> Result<NumaPlacement, St
                 }
                 Some(want) => {
                     let fit = cell.hugepages.iter().find(|(size, total, used)| {
-                        (want == 0 || *size == want)
-                            && (total - used) * size >= mem * 1024
+                        (want == 0 || *size == want) && (total - used) * size >= mem * 1024
                     });
                     match fit {
                         Some((size, _, _)) => Some(*size),

@@ -242,7 +242,10 @@ mod tests {
              RamFilter removed 2 (needs 4096 MiB, best has 2048 MiB free)"
         );
         let none = select(&spec(1, 1), &[], &WeigherConfig::default(), 3).unwrap_err();
-        assert_eq!(none.to_string(), "No valid host was found: there are no compute hosts");
+        assert_eq!(
+            none.to_string(),
+            "No valid host was found: there are no compute hosts"
+        );
     }
 
     #[test]
@@ -273,7 +276,8 @@ mod tests {
         let mut h = host("a", 8192);
         h.cells[0].pinned = [0].into_iter().collect();
         let mut s = spec(4, 1024);
-        s.extra_specs.insert("hw:cpu_policy".into(), "dedicated".into());
+        s.extra_specs
+            .insert("hw:cpu_policy".into(), "dedicated".into());
         s.extra_specs.insert("hw:numa_nodes".into(), "1".into());
         let sel = select(&s, &[h.clone()], &WeigherConfig::default(), 1).unwrap();
         let numa = sel.candidates[0].numa.clone().unwrap();
@@ -282,7 +286,10 @@ mod tests {
         assert_eq!(numa.cells[0].host_cpus, vec![4, 5, 6, 7]);
         h.cells[1].pinned = [7].into_iter().collect();
         let err = select(&s, &[h], &WeigherConfig::default(), 1).unwrap_err();
-        assert!(err.to_string().contains("NUMATopologyFilter removed 1"), "{err}");
+        assert!(
+            err.to_string().contains("NUMATopologyFilter removed 1"),
+            "{err}"
+        );
         assert!(err.to_string().contains("best cell has 3"), "{err}");
     }
 
@@ -291,7 +298,9 @@ mod tests {
         let h = host("a", 8192);
         let mut s = spec(4, 2048);
         s.extra_specs.insert("hw:numa_nodes".into(), "2".into());
-        let numa = select(&s, &[h.clone()], &WeigherConfig::default(), 1).unwrap().candidates[0]
+        let numa = select(&s, &[h.clone()], &WeigherConfig::default(), 1)
+            .unwrap()
+            .candidates[0]
             .numa
             .clone()
             .unwrap();
@@ -300,15 +309,19 @@ mod tests {
         assert_eq!(numa.cells[1].guest_cpus, vec![2, 3]);
         assert_eq!(numa.cells[0].memory_mb, 1024);
         let mut hp = spec(1, 512);
-        hp.extra_specs.insert("hw:mem_page_size".into(), "2MB".into());
-        let numa = select(&hp, &[h.clone()], &WeigherConfig::default(), 1).unwrap().candidates[0]
+        hp.extra_specs
+            .insert("hw:mem_page_size".into(), "2MB".into());
+        let numa = select(&hp, &[h.clone()], &WeigherConfig::default(), 1)
+            .unwrap()
+            .candidates[0]
             .numa
             .clone()
             .unwrap();
         assert_eq!(numa.page_size_kb, Some(2048));
         assert_eq!(numa.cells[0].host_cell, 0);
         let mut big = spec(1, 2048);
-        big.extra_specs.insert("hw:mem_page_size".into(), "large".into());
+        big.extra_specs
+            .insert("hw:mem_page_size".into(), "large".into());
         assert!(select(&big, &[h], &WeigherConfig::default(), 1).is_err());
     }
 
@@ -328,13 +341,23 @@ mod tests {
             member_hosts: vec!["a".into(), "b".into()],
         });
         let err = select(&s, &hosts, &WeigherConfig::default(), 2).unwrap_err();
-        assert!(err.to_string().contains("ServerGroupAntiAffinityFilter removed 2"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ServerGroupAntiAffinityFilter removed 2"),
+            "{err}"
+        );
         s.group = Some(GroupSpec {
             policy: GroupPolicy::Affinity,
             member_hosts: vec!["b".into()],
         });
         let sel = select(&s, &hosts, &WeigherConfig::default(), 2).unwrap();
-        assert_eq!(sel.candidates.iter().map(|c| c.host.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            sel.candidates
+                .iter()
+                .map(|c| c.host.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl Default for WeigherConfig {
 fn normalise(values: &[f64]) -> Vec<f64> {
     let (min, max) = values
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
     if !(max > min) {
         return vec![0.0; values.len()];
     }
@@ -58,15 +60,28 @@ pub fn weigh(spec: &RequestSpec, hosts: &[&HostState], cfg: &WeigherConfig) -> V
             }
         }
     };
-    add(hosts.iter().map(|h| h.memory_mb.free() as f64).collect(), cfg.ram_weight_multiplier);
-    add(hosts.iter().map(|h| h.vcpu.free() as f64).collect(), cfg.cpu_weight_multiplier);
-    add(hosts.iter().map(|h| h.disk_gb.free() as f64).collect(), cfg.disk_weight_multiplier);
     add(
-        hosts.iter().map(|h| -f64::from(h.recent_failures)).collect(),
+        hosts.iter().map(|h| h.memory_mb.free() as f64).collect(),
+        cfg.ram_weight_multiplier,
+    );
+    add(
+        hosts.iter().map(|h| h.vcpu.free() as f64).collect(),
+        cfg.cpu_weight_multiplier,
+    );
+    add(
+        hosts.iter().map(|h| h.disk_gb.free() as f64).collect(),
+        cfg.disk_weight_multiplier,
+    );
+    add(
+        hosts
+            .iter()
+            .map(|h| -f64::from(h.recent_failures))
+            .collect(),
         cfg.build_failure_weight_multiplier,
     );
     if let Some(g) = &spec.group {
-        let members = |h: &HostState| g.member_hosts.iter().filter(|m| **m == h.host).count() as f64;
+        let members =
+            |h: &HostState| g.member_hosts.iter().filter(|m| **m == h.host).count() as f64;
         match g.policy {
             GroupPolicy::SoftAffinity => add(
                 hosts.iter().map(|h| members(h)).collect(),

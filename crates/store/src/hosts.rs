@@ -331,7 +331,10 @@ impl Store {
     /// Candidate hosts for a request: enabled, alive, and with at least
     /// the requested free resources. The scheduler's cost then follows
     /// the number of plausible hosts, not of all hosts.
-    pub async fn compute_nodes_prefiltered(&self, p: &Prefilter) -> Result<Vec<ComputeNode>, Error> {
+    pub async fn compute_nodes_prefiltered(
+        &self,
+        p: &Prefilter,
+    ) -> Result<Vec<ComputeNode>, Error> {
         sqlx::query(&format!(
             "{NODE_SELECT} WHERE s.disabled = 0 AND s.forced_down = 0 AND s.last_seen_up >= $1 \
              AND (v.total - v.reserved) * v.allocation_ratio - v.used >= $2 \
@@ -405,7 +408,10 @@ impl Store {
         .await
         .map_err(db_error)?;
         if r.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::Service, format!("{binary} on {host}")));
+            return Err(Error::not_found(
+                ResourceKind::Service,
+                format!("{binary} on {host}"),
+            ));
         }
         Ok(())
     }
@@ -429,7 +435,10 @@ impl Store {
         .await
         .map_err(db_error)?;
         if r.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::Service, format!("{binary} on {host}")));
+            return Err(Error::not_found(
+                ResourceKind::Service,
+                format!("{binary} on {host}"),
+            ));
         }
         Ok(())
     }

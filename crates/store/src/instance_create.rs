@@ -161,10 +161,7 @@ impl Store {
         instances: i64,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        for (resource, delta) in COMPUTE_RESOURCES
-            .iter()
-            .zip([vcpus, instances, ram_mb])
-        {
+        for (resource, delta) in COMPUTE_RESOURCES.iter().zip([vcpus, instances, ram_mb]) {
             sqlx::query(
                 "UPDATE quota_usages SET in_use = CASE WHEN in_use >= $3 THEN in_use - $3 \
                  ELSE 0 END WHERE project_id = $1 AND resource = $2",
@@ -202,9 +199,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        for (resource, delta) in COMPUTE_RESOURCES
-            .iter()
-            .zip([inst.flavor.vcpus, 1, inst.flavor.ram_mb])
+        for (resource, delta) in
+            COMPUTE_RESOURCES
+                .iter()
+                .zip([inst.flavor.vcpus, 1, inst.flavor.ram_mb])
         {
             sqlx::query(
                 "UPDATE quota_usages SET in_use = CASE WHEN in_use >= $3 THEN in_use - $3 \

@@ -60,15 +60,15 @@ pub(crate) fn instance_from(r: &AnyRow) -> Result<Instance, Error> {
         requested_networks: r.json("requested_networks")?,
         security_groups: r.json("security_groups")?,
         numa_placement: match r.opt_text("numa_placement")? {
-            Some(s) => Some(
-                serde_json::from_str(&s).map_err(|e| Error::internal(format!("numa: {e}")))?,
-            ),
+            Some(s) => {
+                Some(serde_json::from_str(&s).map_err(|e| Error::internal(format!("numa: {e}")))?)
+            }
             None => None,
         },
         fault: match r.opt_text("fault")? {
-            Some(s) => Some(
-                serde_json::from_str(&s).map_err(|e| Error::internal(format!("fault: {e}")))?,
-            ),
+            Some(s) => {
+                Some(serde_json::from_str(&s).map_err(|e| Error::internal(format!("fault: {e}")))?)
+            }
             None => None,
         },
         progress: r.int("progress")?,
@@ -286,7 +286,11 @@ impl Store {
     }
 
     /// Applies a state change from the control plane.
-    pub async fn instance_update_state(&self, id: InstanceId, u: &StateUpdate) -> Result<(), Error> {
+    pub async fn instance_update_state(
+        &self,
+        id: InstanceId,
+        u: &StateUpdate,
+    ) -> Result<(), Error> {
         let cur = self.instance_get_any(id).await?;
         let vm = u.vm_state.unwrap_or(cur.vm_state);
         let task = match u.task_state {

@@ -15,8 +15,8 @@
 mod actions;
 mod db;
 mod flavors;
-mod identity;
 mod hosts;
+mod identity;
 mod images;
 mod instance_create;
 mod instances;
@@ -34,17 +34,19 @@ mod workflows;
 
 pub use db::{Backend, Store};
 pub use flavors::FlavorFilter;
-pub use hosts::{ComputeNode, HostReport, InventoryState, Prefilter, RESOURCE_CLASSES, ServiceRecord};
-pub use instances::{InstanceFilter, StateUpdate};
-pub use placement::{Claim, ClaimError};
-pub use workflows::{Workflow, workflow_id};
+pub use hosts::{
+    ComputeNode, HostReport, InventoryState, Prefilter, RESOURCE_CLASSES, ServiceRecord,
+};
 pub use identity::NewUser;
 pub use images::{ImageFilter, ImageUpload};
+pub use instances::{InstanceFilter, StateUpdate};
 pub use networks::{NewSubnet, SubnetUpdate};
+pub use placement::{Claim, ClaimError};
 pub use ports::{NewPort, PortFilter, RequestedIp};
 pub use quotas::QuotaUsage;
 pub use security_groups::NewRule;
 pub use server_addresses::ServerNic;
+pub use workflows::{Workflow, workflow_id};
 
 /// Which projects a query may see.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -245,7 +245,8 @@ impl Store {
     pub async fn numa_usage(
         &self,
         providers: &[ProviderId],
-    ) -> Result<std::collections::HashMap<ProviderId, (Vec<u32>, Vec<(u32, u64, u64)>)>, Error> {
+    ) -> Result<std::collections::HashMap<ProviderId, (Vec<u32>, Vec<(u32, u64, u64)>)>, Error>
+    {
         let mut out: std::collections::HashMap<ProviderId, (Vec<u32>, Vec<(u32, u64, u64)>)> =
             std::collections::HashMap::new();
         if providers.is_empty() {

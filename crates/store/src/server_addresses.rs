@@ -85,13 +85,15 @@ impl Store {
 
     /// The availability zones that have compute hosts.
     pub async fn host_zones(&self) -> Result<Vec<String>, Error> {
-        sqlx::query("SELECT DISTINCT availability_zone FROM compute_nodes ORDER BY availability_zone")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|r| r.text("availability_zone"))
-            .collect()
+        sqlx::query(
+            "SELECT DISTINCT availability_zone FROM compute_nodes ORDER BY availability_zone",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.text("availability_zone"))
+        .collect()
     }
 
     /// A compute service record by host and binary.

@@ -54,7 +54,11 @@ impl Store {
     }
 
     /// A group the scope may see, with its live members.
-    pub async fn server_group_get(&self, id: ServerGroupId, scope: &Scope) -> Result<ServerGroup, Error> {
+    pub async fn server_group_get(
+        &self,
+        id: ServerGroupId,
+        scope: &Scope,
+    ) -> Result<ServerGroup, Error> {
         let mut g = sqlx::query(
             "SELECT id, project_id, user_id, name, policy, created_at FROM server_groups \
              WHERE id = $1 AND ($2 IS NULL OR project_id = $2)",

@@ -46,6 +46,16 @@ impl TestApi {
 
     /// Starts the API on `db`, letting `tweak` adjust the configuration.
     pub async fn start_with(db: TestDb, tweak: impl FnOnce(&mut ApiConfig)) -> TestApi {
+        Self::start_full(db, std::sync::Arc::new(cloud_bus::InProcBus::new()), tweak).await
+    }
+
+    /// Starts the API on `db` and `bus`, letting `tweak` adjust the
+    /// configuration.
+    pub async fn start_full(
+        db: TestDb,
+        bus: std::sync::Arc<dyn cloud_bus::Bus>,
+        tweak: impl FnOnce(&mut ApiConfig),
+    ) -> TestApi {
         let data_dir = tempfile::tempdir().expect("data dir");
         cloud_api::bootstrap::bootstrap(&db.store, Some(ADMIN_PASSWORD.to_owned()), true)
             .await
@@ -56,9 +66,13 @@ impl TestApi {
             .await
             .expect("bind");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = cloud_api::serve(listener, AppState::new(db.store.clone(), config), async {
-            let _ = rx.await;
-        })
+        let handle = cloud_api::serve(
+            listener,
+            AppState::with_bus(db.store.clone(), config, bus),
+            async {
+                let _ = rx.await;
+            },
+        )
         .expect("serve");
         TestApi {
             url: format!("http://{}", handle.addr),

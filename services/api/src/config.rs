@@ -34,6 +34,9 @@ pub struct ApiConfig {
     /// Default quotas.
     #[serde(default)]
     pub quotas: QuotaDefaults,
+    /// A service whose last heartbeat is older than this shows as down.
+    #[serde(default = "default_down")]
+    pub service_down_secs: i64,
     /// First-start bootstrap.
     #[serde(default)]
     pub bootstrap: BootstrapConfig,
@@ -55,6 +58,10 @@ pub struct BootstrapConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_down() -> i64 {
+    60
 }
 
 fn default_region() -> String {
@@ -81,6 +88,7 @@ impl ApiConfig {
             token_ttl_seconds: default_token_ttl(),
             max_body_bytes: default_max_body(),
             quotas: QuotaDefaults::default(),
+            service_down_secs: default_down(),
             bootstrap: BootstrapConfig::default(),
         }
     }

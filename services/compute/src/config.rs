@@ -63,7 +63,11 @@ impl InventoryConfig {
     /// `(class, reserved, ratio)` as the conductor records them.
     pub fn as_list(&self) -> Vec<(String, i64, f64)> {
         vec![
-            ("VCPU".to_owned(), self.reserved_host_cpus, self.cpu_allocation_ratio),
+            (
+                "VCPU".to_owned(),
+                self.reserved_host_cpus,
+                self.cpu_allocation_ratio,
+            ),
             (
                 "MEMORY_MB".to_owned(),
                 self.reserved_host_memory_mb,

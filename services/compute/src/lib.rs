@@ -112,12 +112,7 @@ impl Agent {
         Ok(())
     }
 
-    async fn report_event(
-        &self,
-        id: InstanceId,
-        request_id: &str,
-        event: HostEvent,
-    ) {
+    async fn report_event(&self, id: InstanceId, request_id: &str, event: HostEvent) {
         let power_state = match self.driver.info(id).await {
             Ok(info) => info.power_state,
             Err(_) => PowerState::NoState,
@@ -162,7 +157,9 @@ impl Agent {
                         self.report_event(instance_id, request_id, HostEvent::Destroyed)
                             .await;
                     }
-                    Err(e) => tracing::error!(instance = %instance_id, error = %e.full_message(), "destroy failed"),
+                    Err(e) => {
+                        tracing::error!(instance = %instance_id, error = %e.full_message(), "destroy failed")
+                    }
                 }
                 drop(_g);
                 self.locks.lock().expect("locks").remove(&instance_id);
@@ -170,7 +167,10 @@ impl Agent {
             }
             ComputeMsg::PowerOn { instance_id } => {
                 self.power_action(instance_id, request_id, "start", async {
-                    self.driver.power_on(instance_id).await.map(|_| HostEvent::PoweredOn)
+                    self.driver
+                        .power_on(instance_id)
+                        .await
+                        .map(|_| HostEvent::PoweredOn)
                 })
                 .await;
                 None
@@ -228,21 +228,29 @@ impl Agent {
 
     /// Runs the agent until `shutdown` resolves: reports the host, then
     /// consumes its queue, heartbeats and syncs power states.
-    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let mut consumer = self.bus.consume(&compute_queue(&self.config.host)).await?;
         let mut report_attempts = 0;
         while let Err(e) = self.report_host(true).await {
             report_attempts += 1;
             tracing::warn!(error = %e.full_message(), "cannot read host resources; retrying");
             if report_attempts > 5 {
-                return Err(anyhow::anyhow!("cannot read host resources: {}", e.full_message()));
+                return Err(anyhow::anyhow!(
+                    "cannot read host resources: {}",
+                    e.full_message()
+                ));
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::info!(host = %self.config.host, driver = self.driver.kind(), "compute agent is up");
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
         let sync = tokio::spawn(self.clone().power_sync_loop());
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrent_operations.max(1)));
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config.max_concurrent_operations.max(1),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -336,5 +344,9 @@ impl Agent {
 
 /// Maps a reboot kind from the API's words.
 pub fn reboot_kind(hard: bool) -> RebootKind {
-    if hard { RebootKind::Hard } else { RebootKind::Soft }
+    if hard {
+        RebootKind::Hard
+    } else {
+        RebootKind::Soft
+    }
 }

@@ -67,7 +67,11 @@ impl BuildData {
 impl Conductor {
     /// Runs or resumes the build of `id` as far as it can go without
     /// waiting for a host.
-    pub(crate) async fn build(self: &Arc<Self>, id: InstanceId, request_id: &str) -> Result<(), Error> {
+    pub(crate) async fn build(
+        self: &Arc<Self>,
+        id: InstanceId,
+        request_id: &str,
+    ) -> Result<(), Error> {
         let wf_id = workflow_id(id, "build");
         let Some(mut wf) = self
             .store
@@ -321,7 +325,14 @@ impl Conductor {
         }
         tracing::warn!(instance = %inst.id, %host, %error, "spawn failed; rescheduling");
         self.store
-            .action_event(inst, "create", "compute_spawn", Some(host), false, Some(error))
+            .action_event(
+                inst,
+                "create",
+                "compute_spawn",
+                Some(host),
+                false,
+                Some(error),
+            )
             .await?;
         self.store.host_failure_record(host, inst.id).await?;
         self.store.placement_release(inst.id).await?;
@@ -341,7 +352,8 @@ impl Conductor {
             self.store
                 .workflow_advance(&wf_id, &self.id, "waiting", "waiting", &data.to_value())
                 .await?;
-            self.fail_build(inst, &data, &message, "compute_spawn").await?;
+            self.fail_build(inst, &data, &message, "compute_spawn")
+                .await?;
             return Ok(());
         }
         if self

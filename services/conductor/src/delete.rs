@@ -14,7 +14,11 @@ use std::sync::Arc;
 
 impl Conductor {
     /// Runs or resumes the delete of `id`.
-    pub(crate) async fn delete(self: &Arc<Self>, id: InstanceId, request_id: &str) -> Result<(), Error> {
+    pub(crate) async fn delete(
+        self: &Arc<Self>,
+        id: InstanceId,
+        request_id: &str,
+    ) -> Result<(), Error> {
         let wf_id = workflow_id(id, "delete");
         let Some(wf) = self
             .store
@@ -105,11 +109,10 @@ impl Conductor {
     /// Whether `host`'s compute service is alive and not forced down.
     pub(crate) async fn host_is_up(&self, host: &str) -> Result<bool, Error> {
         let now = Timestamp::now();
-        Ok(self
-            .store
-            .service_list()
-            .await?
-            .iter()
-            .any(|s| s.host == host && s.binary == "cloud-compute" && s.is_up(now, self.config.service_down_secs)))
+        Ok(self.store.service_list().await?.iter().any(|s| {
+            s.host == host
+                && s.binary == "cloud-compute"
+                && s.is_up(now, self.config.service_down_secs)
+        }))
     }
 }

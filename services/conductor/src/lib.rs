@@ -54,9 +54,15 @@ impl Conductor {
     }
 
     /// Handles one message (public so tests can drive a conductor directly).
-    pub async fn handle(self: &Arc<Self>, msg: ConductorMsg, request_id: &str) -> Result<(), Error> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        msg: ConductorMsg,
+        request_id: &str,
+    ) -> Result<(), Error> {
         match msg {
-            ConductorMsg::BuildInstance { instance_id } => self.build(instance_id, request_id).await,
+            ConductorMsg::BuildInstance { instance_id } => {
+                self.build(instance_id, request_id).await
+            }
             ConductorMsg::DeleteInstance { instance_id } => {
                 self.delete(instance_id, request_id).await
             }
@@ -71,8 +77,15 @@ impl Conductor {
                 vms,
                 startup,
             } => {
-                self.host_report(&host, &availability_zone, &resources, inventory, &vms, startup)
-                    .await
+                self.host_report(
+                    &host,
+                    &availability_zone,
+                    &resources,
+                    inventory,
+                    &vms,
+                    startup,
+                )
+                .await
             }
             ConductorMsg::InstanceEvent {
                 instance_id,
@@ -81,8 +94,15 @@ impl Conductor {
                 power_state,
                 event,
             } => {
-                self.instance_event(instance_id, &host, generation, power_state, event, request_id)
-                    .await
+                self.instance_event(
+                    instance_id,
+                    &host,
+                    generation,
+                    power_state,
+                    event,
+                    request_id,
+                )
+                .await
             }
             ConductorMsg::PowerSync {
                 host,
@@ -131,7 +151,8 @@ impl Conductor {
 
     async fn dispatch(self: &Arc<Self>, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
+        let span =
+            tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
         async {
             let msg: ConductorMsg = match cloud_rpc::decode(&d.envelope) {
                 Ok(m) => m,
@@ -173,7 +194,12 @@ impl Conductor {
     }
 
     /// Sends a message to a queue.
-    async fn cast<M: serde::Serialize>(&self, queue: &str, msg: &M, request_id: &str) -> Result<(), Error> {
+    async fn cast<M: serde::Serialize>(
+        &self,
+        queue: &str,
+        msg: &M,
+        request_id: &str,
+    ) -> Result<(), Error> {
         let env = cloud_rpc::encode(msg, request_id)?;
         self.bus.cast(queue, env).await?;
         Ok(())

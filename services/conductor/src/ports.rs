@@ -138,7 +138,11 @@ impl Conductor {
 
     /// Deletes the ports we created for the server and unbinds the ones the
     /// user gave.
-    pub(crate) async fn release_ports(&self, inst: &Instance, data: &BuildData) -> Result<(), Error> {
+    pub(crate) async fn release_ports(
+        &self,
+        inst: &Instance,
+        data: &BuildData,
+    ) -> Result<(), Error> {
         let user_ports: Vec<PortId> = inst
             .requested_networks
             .iter()
@@ -184,7 +188,11 @@ impl Conductor {
     }
 
     /// Sets the status of ports (ACTIVE once the VM runs).
-    pub(crate) async fn ports_set_status(&self, ports: &[PortId], status: &str) -> Result<(), Error> {
+    pub(crate) async fn ports_set_status(
+        &self,
+        ports: &[PortId],
+        status: &str,
+    ) -> Result<(), Error> {
         for id in ports {
             if let Ok(mut p) = self.store.port_get(*id, &Scope::All).await {
                 if p.status != status {

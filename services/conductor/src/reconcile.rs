@@ -72,7 +72,10 @@ impl Conductor {
                 self.delete_cleanup(inst).await
             }
             (VmState::Building, _) => {
-                let build = self.store.workflow_get(&workflow_id(inst.id, "build")).await?;
+                let build = self
+                    .store
+                    .workflow_get(&workflow_id(inst.id, "build"))
+                    .await?;
                 if build.is_some_and(|w| w.step == "waiting" && w.finished_at.is_none()) {
                     let message = format!(
                         "the host did not report the spawn within {} s (is it down?)",

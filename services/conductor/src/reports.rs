@@ -99,13 +99,19 @@ impl Conductor {
             let drift = match (inst.vm_state, observed) {
                 (VmState::Active, Some(PowerState::Shutdown | PowerState::Crashed)) => Some((
                     VmState::Stopped,
-                    format!("the hypervisor reports {power} while the server is active; marked stopped"),
+                    format!(
+                        "the hypervisor reports {power} while the server is active; marked stopped"
+                    ),
                 )),
                 (VmState::Active | VmState::Stopped, None) => Some((
                     VmState::Stopped,
                     format!(
                         "the VM is missing on host {host}{}; marked stopped",
-                        if startup { " after the agent restarted" } else { "" }
+                        if startup {
+                            " after the agent restarted"
+                        } else {
+                            ""
+                        }
                     ),
                 )),
                 (VmState::Stopped, Some(PowerState::Running)) => Some((
@@ -129,7 +135,14 @@ impl Conductor {
                         )
                         .await?;
                     self.store
-                        .action_event(inst, "power_sync", "power_state_sync", Some(host), false, Some(&message))
+                        .action_event(
+                            inst,
+                            "power_sync",
+                            "power_state_sync",
+                            Some(host),
+                            false,
+                            Some(&message),
+                        )
                         .await?;
                     self.store.action_finish(inst.id, "power_sync").await?;
                 }
@@ -187,12 +200,26 @@ impl Conductor {
             }
             HostEvent::Destroyed => Ok(()),
             HostEvent::PoweredOff => {
-                self.finish_action(&inst, host, TaskState::PoweringOff, "stop", VmState::Stopped, power_state)
-                    .await
+                self.finish_action(
+                    &inst,
+                    host,
+                    TaskState::PoweringOff,
+                    "stop",
+                    VmState::Stopped,
+                    power_state,
+                )
+                .await
             }
             HostEvent::PoweredOn => {
-                self.finish_action(&inst, host, TaskState::PoweringOn, "start", VmState::Active, power_state)
-                    .await
+                self.finish_action(
+                    &inst,
+                    host,
+                    TaskState::PoweringOn,
+                    "start",
+                    VmState::Active,
+                    power_state,
+                )
+                .await
             }
             HostEvent::Rebooted => {
                 let task = inst.task_state.unwrap_or(TaskState::Rebooting);
@@ -217,7 +244,14 @@ impl Conductor {
                         )
                         .await?;
                     self.store
-                        .action_event(&inst, &action, &format!("compute_{action}"), Some(host), false, Some(&message))
+                        .action_event(
+                            &inst,
+                            &action,
+                            &format!("compute_{action}"),
+                            Some(host),
+                            false,
+                            Some(&message),
+                        )
                         .await?;
                     self.store.action_finish(id, &action).await?;
                 }
@@ -252,7 +286,14 @@ impl Conductor {
             )
             .await?;
         self.store
-            .action_event(inst, action, &format!("compute_{action}"), Some(host), true, None)
+            .action_event(
+                inst,
+                action,
+                &format!("compute_{action}"),
+                Some(host),
+                true,
+                None,
+            )
             .await?;
         self.store.action_finish(inst.id, action).await
     }

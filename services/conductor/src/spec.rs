@@ -67,7 +67,10 @@ impl Conductor {
             },
             image: ImageSpec {
                 id: image.id.to_string(),
-                disk_format: image.disk_format.clone().unwrap_or_else(|| "raw".to_owned()),
+                disk_format: image
+                    .disk_format
+                    .clone()
+                    .unwrap_or_else(|| "raw".to_owned()),
                 size: u64::try_from(image.size.unwrap_or(0)).unwrap_or(0),
                 checksum: image.checksum.clone().unwrap_or_default(),
                 sha512: image.os_hash_value.clone(),

@@ -71,7 +71,9 @@ impl Scheduler {
     ) -> anyhow::Result<()> {
         let mut consumer = self.bus.consume(SCHEDULER_QUEUE).await?;
         let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrent_requests.max(1)));
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config.max_concurrent_requests.max(1),
+        ));
         tracing::info!("scheduler is up");
         tokio::pin!(shutdown);
         loop {
@@ -109,14 +111,18 @@ impl Scheduler {
 
     async fn dispatch(&self, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
+        let span =
+            tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
         async {
             let reply = match cloud_rpc::decode::<SchedulerMsg>(&d.envelope) {
                 Ok(SchedulerMsg::SelectDestinations {
                     instance_id,
                     ignore_hosts,
                     num_alternates,
-                }) => match self.select_destinations(instance_id, &ignore_hosts, num_alternates).await {
+                }) => match self
+                    .select_destinations(instance_id, &ignore_hosts, num_alternates)
+                    .await
+                {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, "scheduling failed");

@@ -34,8 +34,10 @@ pub(crate) async fn host_states(
     config: &SchedulerConfig,
 ) -> Result<(Vec<HostState>, HashMap<String, ProviderId>), Error> {
     let now = Timestamp::now();
-    let providers: HashMap<String, ProviderId> =
-        nodes.iter().map(|n| (n.host.clone(), n.provider_id)).collect();
+    let providers: HashMap<String, ProviderId> = nodes
+        .iter()
+        .map(|n| (n.host.clone(), n.provider_id))
+        .collect();
     let needs_numa = matches!(NumaRequest::from_spec(spec), Ok(Some(_)));
     let numa_usage = if needs_numa {
         let ids: Vec<ProviderId> = nodes.iter().map(|n| n.provider_id).collect();
@@ -58,7 +60,12 @@ pub(crate) async fn host_states(
                     .unwrap_or_default()
                     .into_iter()
                     .map(|c| CellState {
-                        pinned: c.cpus.iter().copied().filter(|x| pinned.contains(x)).collect(),
+                        pinned: c
+                            .cpus
+                            .iter()
+                            .copied()
+                            .filter(|x| pinned.contains(x))
+                            .collect(),
                         hugepages: c
                             .hugepages
                             .iter()

@@ -13,10 +13,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// Seconds without a heartbeat after which a service shows as down (the
-/// conductor's and scheduler's setting should match).
-pub const SERVICE_DOWN_SECS: i64 = 60;
-
 /// A stable integer id for a host (microversion 2.1 shows integer ids).
 fn host_number(host: &str) -> i64 {
     use sha2::{Digest, Sha256};
@@ -24,10 +20,18 @@ fn host_number(host: &str) -> i64 {
     i64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff)
 }
 
-fn state_of(s: Option<&ServiceRecord>, now: Timestamp, down_secs: i64) -> (&'static str, &'static str) {
+fn state_of(
+    s: Option<&ServiceRecord>,
+    now: Timestamp,
+    down_secs: i64,
+) -> (&'static str, &'static str) {
     match s {
         Some(s) => (
-            if s.is_up(now, down_secs) { "up" } else { "down" },
+            if s.is_up(now, down_secs) {
+                "up"
+            } else {
+                "down"
+            },
             if s.disabled { "disabled" } else { "enabled" },
         ),
         None => ("down", "disabled"),
@@ -52,12 +56,21 @@ fn hypervisor_view(
         let o = v.as_object_mut().expect("object");
         let mem_used = n.memory_mb.used + n.memory_mb.reserved;
         let disk_used = n.disk_gb.used + n.disk_gb.reserved;
-        o.insert("cpu_info".into(), json!(json!({"arch": n.cpu_arch}).to_string()));
+        o.insert(
+            "cpu_info".into(),
+            json!(json!({"arch": n.cpu_arch}).to_string()),
+        );
         o.insert("current_workload".into(), json!(0));
-        o.insert("disk_available_least".into(), json!(n.disk_gb.total - disk_used));
+        o.insert(
+            "disk_available_least".into(),
+            json!(n.disk_gb.total - disk_used),
+        );
         o.insert("free_disk_gb".into(), json!(n.disk_gb.total - disk_used));
         o.insert("free_ram_mb".into(), json!(n.memory_mb.total - mem_used));
-        o.insert("host_ip".into(), json!(n.host_ip.clone().unwrap_or_else(|| "127.0.0.1".into())));
+        o.insert(
+            "host_ip".into(),
+            json!(n.host_ip.clone().unwrap_or_else(|| "127.0.0.1".into())),
+        );
         o.insert("hypervisor_type".into(), json!(n.hypervisor_type));
         o.insert("hypervisor_version".into(), json!(n.hypervisor_version));
         o.insert("local_gb".into(), json!(n.disk_gb.total));
@@ -82,12 +95,25 @@ fn hypervisor_view(
 async fn hypervisors(state: &AppState, detail: bool) -> Result<Vec<Value>, ApiError> {
     let nodes = state.store().compute_nodes().await?;
     let services = state.store().service_list().await?;
-    let running: HashMap<String, i64> = state.store().running_vms_per_host().await?.into_iter().collect();
+    let running: HashMap<String, i64> = state
+        .store()
+        .running_vms_per_host()
+        .await?
+        .into_iter()
+        .collect();
     Ok(nodes
         .iter()
         .map(|n| {
-            let svc = services.iter().find(|s| s.host == n.host && s.binary == "cloud-compute");
-            hypervisor_view(n, svc, running.get(&n.host).copied().unwrap_or(0), detail, SERVICE_DOWN_SECS)
+            let svc = services
+                .iter()
+                .find(|s| s.host == n.host && s.binary == "cloud-compute");
+            hypervisor_view(
+                n,
+                svc,
+                running.get(&n.host).copied().unwrap_or(0),
+                detail,
+                state.config().service_down_secs,
+            )
         })
         .collect())
 }
@@ -97,21 +123,31 @@ async fn hypervisors(state: &AppState, detail: bool) -> Result<Vec<Value>, ApiEr
     responses((status = 200, description = "Hypervisors")))]
 pub async fn hypervisor_list(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::HypervisorRead)?;
-    Ok(Json(json!({"hypervisors": hypervisors(&state, false).await?})))
+    Ok(Json(
+        json!({"hypervisors": hypervisors(&state, false).await?}),
+    ))
 }
 
 /// Lists hypervisors with their resources (admin).
 #[utoipa::path(get, path = "/v2.1/os-hypervisors/detail", tag = "compute",
     responses((status = 200, description = "Hypervisors with details")))]
-pub async fn hypervisor_list_detail(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Value>> {
+pub async fn hypervisor_list_detail(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::HypervisorRead)?;
-    Ok(Json(json!({"hypervisors": hypervisors(&state, true).await?})))
+    Ok(Json(
+        json!({"hypervisors": hypervisors(&state, true).await?}),
+    ))
 }
 
 /// Totals over every hypervisor (admin).
 #[utoipa::path(get, path = "/v2.1/os-hypervisors/statistics", tag = "compute",
     responses((status = 200, description = "Totals")))]
-pub async fn hypervisor_statistics(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Json<Value>> {
+pub async fn hypervisor_statistics(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::HypervisorRead)?;
     let all = hypervisors(&state, true).await?;
     let sum = |k: &str| all.iter().map(|h| h[k].as_i64().unwrap_or(0)).sum::<i64>();
@@ -159,8 +195,8 @@ fn binary_name(b: &str) -> &str {
     }
 }
 
-fn service_view(s: &ServiceRecord) -> Value {
-    let (state, status) = state_of(Some(s), Timestamp::now(), SERVICE_DOWN_SECS);
+fn service_view(s: &ServiceRecord, down_secs: i64) -> Value {
+    let (state, status) = state_of(Some(s), Timestamp::now(), down_secs);
     json!({
         "id": s.id,
         "binary": s.binary,
@@ -189,7 +225,7 @@ pub async fn service_list(
         .iter()
         .filter(|s| q.get("host").is_none_or(|h| h == s.host))
         .filter(|s| q.get("binary").is_none_or(|b| binary_name(b) == s.binary))
-        .map(service_view)
+        .map(|s| service_view(s, state.config().service_down_secs))
         .collect();
     Ok(Json(json!({"services": list})))
 }
@@ -222,29 +258,41 @@ pub async fn service_update(
     let store = state.store();
     let body = match action.as_str() {
         "enable" => {
-            store.service_set_disabled(&u.host, &binary, false, None).await?;
+            store
+                .service_set_disabled(&u.host, &binary, false, None)
+                .await?;
             json!({"host": u.host, "binary": u.binary, "status": "enabled"})
         }
         "disable" => {
-            store.service_set_disabled(&u.host, &binary, true, None).await?;
+            store
+                .service_set_disabled(&u.host, &binary, true, None)
+                .await?;
             json!({"host": u.host, "binary": u.binary, "status": "disabled"})
         }
         "disable-log-reason" => {
             let reason = u.disabled_reason.clone().ok_or_else(|| {
                 ApiError::bad_request("Invalid input for field 'disabled_reason': required.")
             })?;
-            store.service_set_disabled(&u.host, &binary, true, Some(&reason)).await?;
+            store
+                .service_set_disabled(&u.host, &binary, true, Some(&reason))
+                .await?;
             json!({"host": u.host, "binary": u.binary, "status": "disabled", "disabled_reason": reason})
         }
         "force-down" => {
             let down = u.forced_down.ok_or_else(|| {
-                ApiError::bad_request("Invalid input for field 'forced_down': required (true or false).")
+                ApiError::bad_request(
+                    "Invalid input for field 'forced_down': required (true or false).",
+                )
             })?;
-            store.service_set_forced_down(&u.host, &binary, down).await?;
+            store
+                .service_set_forced_down(&u.host, &binary, down)
+                .await?;
             json!({"host": u.host, "binary": u.binary, "forced_down": down})
         }
         other => {
-            return Err(Error::not_found(ResourceKind::Resource, format!("os-services/{other}")).into());
+            return Err(
+                Error::not_found(ResourceKind::Resource, format!("os-services/{other}")).into(),
+            );
         }
     };
     Ok(Json(json!({"service": body})))

@@ -41,38 +41,94 @@ pub async fn server_action(
     Extension(RequestId(request_id)): Extension<RequestId>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
-    let obj = body
-        .as_object()
-        .filter(|o| o.len() == 1)
-        .ok_or_else(|| ApiError::bad_request("The action body must be an object with exactly one action key."))?;
+    let obj = body.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+        ApiError::bad_request("The action body must be an object with exactly one action key.")
+    })?;
     let (action, args) = obj.iter().next().expect("one key");
     match action.as_str() {
         "os-stop" => {
             ctx.authorize(Action::ServerWrite)?;
             let inst = load(&state, &ctx, &id).await?;
-            power(&state, &ctx, &inst, &request_id, "stop", &[VmState::Active], &[], TaskState::PoweringOff,
-                ComputeMsg::PowerOff { instance_id: inst.id }).await
+            power(
+                &state,
+                &ctx,
+                &inst,
+                &request_id,
+                "stop",
+                &[VmState::Active],
+                &[],
+                TaskState::PoweringOff,
+                ComputeMsg::PowerOff {
+                    instance_id: inst.id,
+                },
+            )
+            .await
         }
         "os-start" => {
             ctx.authorize(Action::ServerWrite)?;
             let inst = load(&state, &ctx, &id).await?;
-            power(&state, &ctx, &inst, &request_id, "start", &[VmState::Stopped], &[], TaskState::PoweringOn,
-                ComputeMsg::PowerOn { instance_id: inst.id }).await
+            power(
+                &state,
+                &ctx,
+                &inst,
+                &request_id,
+                "start",
+                &[VmState::Stopped],
+                &[],
+                TaskState::PoweringOn,
+                ComputeMsg::PowerOn {
+                    instance_id: inst.id,
+                },
+            )
+            .await
         }
         "reboot" => {
             ctx.authorize(Action::ServerWrite)?;
-            let kind = args
-                .get("type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad_request("Invalid input for field 'reboot.type': required, SOFT or HARD."))?;
+            let kind = args.get("type").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::bad_request(
+                    "Invalid input for field 'reboot.type': required, SOFT or HARD.",
+                )
+            })?;
             let inst = load(&state, &ctx, &id).await?;
             match kind.to_ascii_uppercase().as_str() {
-                "SOFT" => power(&state, &ctx, &inst, &request_id, "reboot", &[VmState::Active], &[],
-                    TaskState::Rebooting, ComputeMsg::Reboot { instance_id: inst.id, kind: RebootKind::Soft }).await,
-                "HARD" => power(&state, &ctx, &inst, &request_id, "reboot",
-                    &[VmState::Active, VmState::Stopped, VmState::Error],
-                    &[TaskState::Rebooting, TaskState::PoweringOff, TaskState::PoweringOn],
-                    TaskState::RebootingHard, ComputeMsg::Reboot { instance_id: inst.id, kind: RebootKind::Hard }).await,
+                "SOFT" => {
+                    power(
+                        &state,
+                        &ctx,
+                        &inst,
+                        &request_id,
+                        "reboot",
+                        &[VmState::Active],
+                        &[],
+                        TaskState::Rebooting,
+                        ComputeMsg::Reboot {
+                            instance_id: inst.id,
+                            kind: RebootKind::Soft,
+                        },
+                    )
+                    .await
+                }
+                "HARD" => {
+                    power(
+                        &state,
+                        &ctx,
+                        &inst,
+                        &request_id,
+                        "reboot",
+                        &[VmState::Active, VmState::Stopped, VmState::Error],
+                        &[
+                            TaskState::Rebooting,
+                            TaskState::PoweringOff,
+                            TaskState::PoweringOn,
+                        ],
+                        TaskState::RebootingHard,
+                        ComputeMsg::Reboot {
+                            instance_id: inst.id,
+                            kind: RebootKind::Hard,
+                        },
+                    )
+                    .await
+                }
                 other => Err(ApiError::bad_request(format!(
                     "Invalid input for field 'reboot.type': '{other}' is not SOFT or HARD."
                 ))),

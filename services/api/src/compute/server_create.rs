@@ -137,7 +137,13 @@ pub fn sanitize_hostname(name: &str) -> String {
     let mut h: String = name
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     while h.contains("--") {
         h = h.replace("--", "-");
@@ -186,7 +192,10 @@ pub async fn server_create(
     if let Some(bdms) = &s.block_device_mapping_v2 {
         for b in bdms {
             let image_local = b.get("source_type").and_then(Value::as_str) == Some("image")
-                && b.get("destination_type").and_then(Value::as_str).unwrap_or("local") == "local";
+                && b.get("destination_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("local")
+                    == "local";
             if !image_local {
                 return Err(bad(
                     "block_device_mapping_v2",
@@ -219,7 +228,10 @@ pub async fn server_create(
         )));
     }
 
-    let flavor_ref = s.flavor_ref.clone().ok_or_else(|| bad("flavorRef", "required"))?;
+    let flavor_ref = s
+        .flavor_ref
+        .clone()
+        .ok_or_else(|| bad("flavorRef", "required"))?;
     let flavor_id = FlavorId::from_string(flavor_ref.rsplit('/').next().unwrap_or(&flavor_ref));
     let flavor = match store.flavor_get(&flavor_id).await {
         Ok(f) if ctx.is_admin() || store.flavor_visible_to(&f, &project).await? => f,
@@ -230,7 +242,9 @@ pub async fn server_create(
         }
     };
     if flavor.disabled {
-        return Err(ApiError::bad_request(format!("Flavor {flavor_ref} is disabled.")));
+        return Err(ApiError::bad_request(format!(
+            "Flavor {flavor_ref} is disabled."
+        )));
     }
     if image.min_ram > flavor.ram_mb {
         return Err(ApiError::bad_request(format!(
@@ -264,7 +278,10 @@ pub async fn server_create(
         if ud.len() > MAX_USER_DATA {
             return Err(bad(
                 "user_data",
-                format!("{} bytes is longer than the maximum of {MAX_USER_DATA}", ud.len()),
+                format!(
+                    "{} bytes is longer than the maximum of {MAX_USER_DATA}",
+                    ud.len()
+                ),
             ));
         }
         base64::engine::general_purpose::STANDARD
@@ -278,15 +295,24 @@ pub async fn server_create(
     if max_meta >= 0 && metadata.len() as i64 > max_meta {
         return Err(ApiError::new(
             FaultKind::OverQuota,
-            format!("Quota exceeded for metadata_items: {} items given, maximum {max_meta}.", metadata.len()),
+            format!(
+                "Quota exceeded for metadata_items: {} items given, maximum {max_meta}.",
+                metadata.len()
+            ),
         ));
     }
     for (k, v) in &metadata {
         if k.is_empty() || k.chars().count() > 255 {
-            return Err(bad("metadata", format!("key '{k}' must be 1 to 255 characters")));
+            return Err(bad(
+                "metadata",
+                format!("key '{k}' must be 1 to 255 characters"),
+            ));
         }
         if v.chars().count() > 255 {
-            return Err(bad("metadata", format!("value of '{k}' is longer than 255 characters")));
+            return Err(bad(
+                "metadata",
+                format!("value of '{k}' is longer than 255 characters"),
+            ));
         }
     }
 
@@ -312,7 +338,11 @@ pub async fn server_create(
                 let found = match by_name.first() {
                     Some(g) => Some(g.name.clone()),
                     None => match cloud_model::SecurityGroupId::parse(&sg.name) {
-                        Some(id) => store.security_group_get(id, &scope).await.ok().map(|g| g.name),
+                        Some(id) => store
+                            .security_group_get(id, &scope)
+                            .await
+                            .ok()
+                            .map(|g| g.name),
                         None => None,
                     },
                 };
@@ -331,7 +361,12 @@ pub async fn server_create(
         _ => vec!["default".to_owned()],
     };
 
-    let min_count = s.min_count.as_ref().map(|c| c.value("min_count")).transpose()?.unwrap_or(1);
+    let min_count = s
+        .min_count
+        .as_ref()
+        .map(|c| c.value("min_count"))
+        .transpose()?
+        .unwrap_or(1);
     let max_count = s
         .max_count
         .as_ref()
@@ -342,24 +377,41 @@ pub async fn server_create(
         return Err(bad("min_count", "must be at least 1"));
     }
     if max_count < min_count {
-        return Err(bad("max_count", "must be greater than or equal to min_count"));
+        return Err(bad(
+            "max_count",
+            "must be greater than or equal to min_count",
+        ));
     }
     if max_count > 1000 {
         return Err(bad("max_count", "must be at most 1000"));
     }
-    if max_count > 1 && requested_networks.iter().any(|r| {
-        matches!(r, RequestedNetwork::Port { .. } | RequestedNetwork::Network { fixed_ip: Some(_), .. })
-    }) {
+    if max_count > 1
+        && requested_networks.iter().any(|r| {
+            matches!(
+                r,
+                RequestedNetwork::Port { .. }
+                    | RequestedNetwork::Network {
+                        fixed_ip: Some(_),
+                        ..
+                    }
+            )
+        })
+    {
         return Err(ApiError::bad_request(
             "Multiple servers cannot share one port or fixed IP: use min_count = max_count = 1.",
         ));
     }
 
-    let hints = req.scheduler_hints.or(req.scheduler_hints_alt).unwrap_or_default();
+    let hints = req
+        .scheduler_hints
+        .or(req.scheduler_hints_alt)
+        .unwrap_or_default();
     let group = match &hints.group {
         Some(g) => {
             let gid = ServerGroupId::parse(g).ok_or_else(|| {
-                ApiError::bad_request(format!("Invalid scheduler hint 'group': '{g}' is not a server group id."))
+                ApiError::bad_request(format!(
+                    "Invalid scheduler hint 'group': '{g}' is not a server group id."
+                ))
             })?;
             let group = store.server_group_get(gid, &scope).await.map_err(|_| {
                 ApiError::bad_request(format!("Server group {g} could not be found."))
@@ -368,9 +420,7 @@ pub async fn server_create(
             if max_members >= 0 && group.members.len() as i64 + max_count > max_members {
                 return Err(ApiError::new(
                     FaultKind::OverQuota,
-                    format!(
-                        "Quota exceeded, too many servers in group {g} (limit {max_members})."
-                    ),
+                    format!("Quota exceeded, too many servers in group {g} (limit {max_members})."),
                 ));
             }
             Some(group)
@@ -418,7 +468,11 @@ pub async fn server_create(
     let make = |n: i64| -> Vec<Instance> {
         (0..n)
             .map(|i| {
-                let display = if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() };
+                let display = if n > 1 {
+                    format!("{name}-{}", i + 1)
+                } else {
+                    name.clone()
+                };
                 Instance {
                     id: cloud_model::InstanceId::new(),
                     project_id: project.clone(),
@@ -476,9 +530,15 @@ pub async fn server_create(
         }
     }
     for inst in &batch {
-        let msg = ConductorMsg::BuildInstance { instance_id: inst.id };
+        let msg = ConductorMsg::BuildInstance {
+            instance_id: inst.id,
+        };
         let sent = match cloud_rpc::encode(&msg, &request_id) {
-            Ok(env) => state.bus().cast(CONDUCTOR_QUEUE, env).await.map_err(|e| e.to_string()),
+            Ok(env) => state
+                .bus()
+                .cast(CONDUCTOR_QUEUE, env)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = sent {
@@ -488,7 +548,11 @@ pub async fn server_create(
     }
     let first = &batch[0];
     if s.return_reservation_id == Some(true) {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": reservation_id}))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"reservation_id": reservation_id})),
+        )
+            .into_response());
     }
     let id = first.id.to_string();
     let body = json!({"server": {
@@ -518,7 +582,10 @@ async fn resolve_networks(
         Some(Networks::Word(w)) if w == "none" => return Ok(Vec::new()),
         Some(Networks::Word(w)) if w == "auto" => None,
         Some(Networks::Word(w)) => {
-            return Err(bad("networks", format!("'{w}' is not a list, 'auto' or 'none'")));
+            return Err(bad(
+                "networks",
+                format!("'{w}' is not a list, 'auto' or 'none'"),
+            ));
         }
         Some(Networks::List(l)) => Some(l),
         None => None,
@@ -546,11 +613,15 @@ async fn resolve_networks(
         match (&n.port, &n.uuid) {
             (Some(p), _) => {
                 let port_id = PortId::parse(p).ok_or_else(|| {
-                    bad(&format!("networks[{i}].port"), format!("'{p}' is not a port id"))
+                    bad(
+                        &format!("networks[{i}].port"),
+                        format!("'{p}' is not a port id"),
+                    )
                 })?;
-                let port = store.port_get(port_id, &scope).await.map_err(|_| {
-                    ApiError::bad_request(format!("Port {p} could not be found."))
-                })?;
+                let port = store
+                    .port_get(port_id, &scope)
+                    .await
+                    .map_err(|_| ApiError::bad_request(format!("Port {p} could not be found.")))?;
                 if port.device_id.is_some() {
                     return Err(ApiError::new(
                         FaultKind::Conflict,
@@ -561,7 +632,10 @@ async fn resolve_networks(
             }
             (None, Some(u)) => {
                 let network_id = NetworkId::parse(u).ok_or_else(|| {
-                    bad(&format!("networks[{i}].uuid"), format!("'{u}' is not a network id"))
+                    bad(
+                        &format!("networks[{i}].uuid"),
+                        format!("'{u}' is not a network id"),
+                    )
                 })?;
                 store.network_get(network_id, &scope).await.map_err(|_| {
                     ApiError::bad_request(format!("Network {u} could not be found."))
@@ -569,14 +643,20 @@ async fn resolve_networks(
                 let fixed_ip = match &n.fixed_ip {
                     Some(ip) => {
                         let ip: Ipv4Addr = ip.parse().map_err(|_| {
-                            bad(&format!("networks[{i}].fixed_ip"), format!("'{ip}' is not an IPv4 address"))
+                            bad(
+                                &format!("networks[{i}].fixed_ip"),
+                                format!("'{ip}' is not an IPv4 address"),
+                            )
                         })?;
                         check_fixed_ip(state, network_id, ip).await?;
                         Some(ip)
                     }
                     None => None,
                 };
-                out.push(RequestedNetwork::Network { network_id, fixed_ip });
+                out.push(RequestedNetwork::Network {
+                    network_id,
+                    fixed_ip,
+                });
             }
             (None, None) => {
                 return Err(bad(&format!("networks[{i}]"), "give a 'uuid' or a 'port'"));
@@ -587,12 +667,18 @@ async fn resolve_networks(
 }
 
 /// A requested fixed IP must lie in a subnet of the network and be free.
-async fn check_fixed_ip(state: &AppState, network: NetworkId, ip: Ipv4Addr) -> Result<(), ApiError> {
+async fn check_fixed_ip(
+    state: &AppState,
+    network: NetworkId,
+    ip: Ipv4Addr,
+) -> Result<(), ApiError> {
     let store = state.store();
     let subnets = store
         .subnet_list(
             &Scope::All,
-            &[("network_id".to_owned(), network.to_string())].into_iter().collect(),
+            &[("network_id".to_owned(), network.to_string())]
+                .into_iter()
+                .collect(),
         )
         .await?;
     if !subnets.iter().any(|s| s.cidr.contains(ip)) {
@@ -610,7 +696,10 @@ async fn check_fixed_ip(state: &AppState, network: NetworkId, ip: Ipv4Addr) -> R
             mac_address: None,
         })
         .await?;
-    if ports.iter().any(|p| p.fixed_ips.iter().any(|f| f.ip_address == ip)) {
+    if ports
+        .iter()
+        .any(|p| p.fixed_ips.iter().any(|f| f.ip_address == ip))
+    {
         return Err(ApiError::new(
             FaultKind::Conflict,
             format!("Fixed IP address {ip} is already in use on network {network}."),

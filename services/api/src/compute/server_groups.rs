@@ -58,7 +58,9 @@ pub async fn server_group_list(
         ctx.own_scope()?
     };
     let groups = state.store().server_group_list(&scope).await?;
-    Ok(Json(json!({"server_groups": groups.iter().map(view).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"server_groups": groups.iter().map(view).collect::<Vec<_>>()}),
+    ))
 }
 
 /// Creates a server group with one policy.

@@ -24,7 +24,9 @@ pub async fn server_ips(
     let inst = load(&state, &ctx, &id).await?;
     let nics = state.store().server_nics(&[inst.id]).await?;
     let nics = nics.get(&inst.id).map(Vec::as_slice).unwrap_or(&[]);
-    Ok(Json(json!({"addresses": server_views::addresses(nics, false)})))
+    Ok(Json(
+        json!({"addresses": server_views::addresses(nics, false)}),
+    ))
 }
 
 /// `GET /servers/{id}/ips/{network name}`.
@@ -73,7 +75,9 @@ pub async fn instance_action_list(
     ctx.authorize(Action::ServerRead)?;
     let inst = load(&state, &ctx, &id).await?;
     let actions = state.store().action_list(inst.id).await?;
-    Ok(Json(json!({"instanceActions": actions.iter().map(action_view).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"instanceActions": actions.iter().map(action_view).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `GET /servers/{id}/os-instance-actions/{request_id}`: one action with

@@ -48,7 +48,10 @@ fn check_items(state: &AppState, items: &BTreeMap<String, String>) -> Result<(),
     if max >= 0 && items.len() as i64 > max {
         return Err(ApiError::new(
             FaultKind::OverQuota,
-            format!("Quota exceeded for metadata_items: {} items, maximum {max}.", items.len()),
+            format!(
+                "Quota exceeded for metadata_items: {} items, maximum {max}.",
+                items.len()
+            ),
         ));
     }
     Ok(())
@@ -140,7 +143,9 @@ pub async fn server_metadata_set(
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::ServerWrite)?;
     if body.meta.len() != 1 {
-        return Err(ApiError::bad_request("Request body must contain exactly one key in 'meta'."));
+        return Err(ApiError::bad_request(
+            "Request body must contain exactly one key in 'meta'.",
+        ));
     }
     let (k, v) = body.meta.into_iter().next().expect("one item");
     if k != key {

@@ -54,12 +54,17 @@ async fn list(state: &AppState, ctx: &Ctx, q: &QueryPairs) -> Result<Listing, Ap
     };
     let mut filter = InstanceFilter::scope(scope.clone());
     if let Some(s) = q.get("status") {
-        filter.vm_states = Some(vm_states_for_status(s).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid status value '{s}'."))
-        })?);
+        filter.vm_states = Some(
+            vm_states_for_status(s)
+                .ok_or_else(|| ApiError::bad_request(format!("Invalid status value '{s}'.")))?,
+        );
     }
-    filter.image_id = q.get("image").map(|i| i.rsplit('/').next().unwrap_or(i).to_owned());
-    filter.flavor_id = q.get("flavor").map(|f| f.rsplit('/').next().unwrap_or(f).to_owned());
+    filter.image_id = q
+        .get("image")
+        .map(|i| i.rsplit('/').next().unwrap_or(i).to_owned());
+    filter.flavor_id = q
+        .get("flavor")
+        .map(|f| f.rsplit('/').next().unwrap_or(f).to_owned());
     filter.reservation_id = q.get("reservation_id").map(str::to_owned);
     if let Some(h) = q.get("host") {
         ctx.authorize(Action::ServerAdminRead)?;
@@ -74,7 +79,9 @@ async fn list(state: &AppState, ctx: &Ctx, q: &QueryPairs) -> Result<Listing, Ap
     }
     let name_re = match q.get("name") {
         Some(n) => Some(regex::Regex::new(n).map_err(|e| {
-            ApiError::bad_request(format!("Invalid name filter '{n}': not a regular expression ({e})."))
+            ApiError::bad_request(format!(
+                "Invalid name filter '{n}': not a regular expression ({e})."
+            ))
         })?),
         None => None,
     };
@@ -129,12 +136,11 @@ async fn list(state: &AppState, ctx: &Ctx, q: &QueryPairs) -> Result<Listing, Ap
 }
 
 fn next_link(base: &str, path: &str, q: &QueryPairs, marker: InstanceId) -> Value {
-    let mut params: Vec<String> = q
-        .0
-        .iter()
-        .filter(|(k, _)| k != "marker")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let mut params: Vec<String> =
+        q.0.iter()
+            .filter(|(k, _)| k != "marker")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
     params.push(format!("marker={marker}"));
     json!([{"rel": "next", "href": format!("{base}/compute/v2.1/{path}?{}", params.join("&"))}])
 }
@@ -255,7 +261,11 @@ pub async fn server_update(
         Some("") => Some(String::new()),
         Some(a) => Some(
             a.parse::<std::net::Ipv4Addr>()
-                .map_err(|_| ApiError::bad_request(format!("Invalid input for field 'server.accessIPv4': '{a}' is not an IPv4 address.")))?
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "Invalid input for field 'server.accessIPv4': '{a}' is not an IPv4 address."
+                    ))
+                })?
                 .to_string(),
         ),
         None => None,
@@ -264,7 +274,11 @@ pub async fn server_update(
         Some("") => Some(String::new()),
         Some(a) => Some(
             a.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| ApiError::bad_request(format!("Invalid input for field 'server.accessIPv6': '{a}' is not an IPv6 address.")))?
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "Invalid input for field 'server.accessIPv6': '{a}' is not an IPv6 address."
+                    ))
+                })?
                 .to_string(),
         ),
         None => None,
@@ -330,7 +344,15 @@ pub async fn server_delete(
     let deadline = Timestamp::now().plus_seconds(900);
     match state
         .store()
-        .instance_begin_task(inst.id, &scope, "delete", &all_vm, &other_tasks, TaskState::Deleting, deadline)
+        .instance_begin_task(
+            inst.id,
+            &scope,
+            "delete",
+            &all_vm,
+            &other_tasks,
+            TaskState::Deleting,
+            deadline,
+        )
         .await
     {
         Ok(_) => {}
@@ -339,12 +361,27 @@ pub async fn server_delete(
     }
     state
         .store()
-        .action_start(inst.id, &request_id, "delete", &inst.project_id, ctx.user_id())
+        .action_start(
+            inst.id,
+            &request_id,
+            "delete",
+            &inst.project_id,
+            ctx.user_id(),
+        )
         .await?;
-    state.store().workflow_create(inst.id, "delete", "destroy").await?;
-    let msg = ConductorMsg::DeleteInstance { instance_id: inst.id };
+    state
+        .store()
+        .workflow_create(inst.id, "delete", "destroy")
+        .await?;
+    let msg = ConductorMsg::DeleteInstance {
+        instance_id: inst.id,
+    };
     let sent = match cloud_rpc::encode(&msg, &request_id) {
-        Ok(env) => state.bus().cast(CONDUCTOR_QUEUE, env).await.map_err(|e| e.to_string()),
+        Ok(env) => state
+            .bus()
+            .cast(CONDUCTOR_QUEUE, env)
+            .await
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = sent {

@@ -1,0 +1,303 @@
+//! The whole control plane in one test process: API, conductors,
+//! schedulers and compute agents on the fake driver, over a real store
+//! and bus, as `omicron`'s `#[nexus_test]` runs Nexus with simulated sleds.
+
+use crate::api::TestApi;
+use crate::client::{Client, Reply};
+use crate::db::TestDb;
+use cloud_bus::{Bus, InProcBus};
+use cloud_compute::{Agent, AgentConfig};
+use cloud_conductor::{Conductor, ConductorConfig};
+use cloud_driver::Driver;
+use cloud_driver_fake::{FakeConfig, FakeDriver};
+use cloud_scheduler::{Scheduler, SchedulerConfig};
+use cloud_store::Backend;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How to build a control plane.
+pub struct PlaneOptions {
+    /// Database backend.
+    pub backend: Backend,
+    /// The bus (default: in process).
+    pub bus: Option<Arc<dyn Bus>>,
+    /// Fake hosts: `(name, resources)`.
+    pub hosts: Vec<(String, FakeConfig)>,
+    /// Conductor settings (tests shorten the timeouts).
+    pub conductor: ConductorConfig,
+    /// Scheduler settings.
+    pub scheduler: SchedulerConfig,
+    /// Number of scheduler replicas.
+    pub schedulers: usize,
+    /// Per-agent tweak.
+    pub agent: fn(&mut AgentConfig),
+}
+
+impl PlaneOptions {
+    /// `n` fake hosts `host-1..host-n` with `config`, quick test timings.
+    pub fn hosts(backend: Backend, n: usize, config: FakeConfig) -> PlaneOptions {
+        PlaneOptions {
+            backend,
+            bus: None,
+            hosts: (1..=n)
+                .map(|i| (format!("host-{i}"), config.clone()))
+                .collect(),
+            conductor: ConductorConfig {
+                service_down_secs: 3,
+                spawn_timeout_secs: 20,
+                action_timeout_secs: 20,
+                delete_timeout_secs: 10,
+                lease_secs: 3,
+                reconcile_interval_secs: 0.3,
+                ..ConductorConfig::default()
+            },
+            scheduler: SchedulerConfig {
+                service_down_secs: 3,
+                ..SchedulerConfig::default()
+            },
+            schedulers: 1,
+            agent: |a| {
+                a.heartbeat_secs = 0.5;
+                a.power_sync_secs = 1.0;
+                a.shutdown_timeout_secs = 5;
+            },
+        }
+    }
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn<F>(f: impl FnOnce(CancellationToken) -> F) -> Running
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(f(stop.clone()));
+        Running { stop, task }
+    }
+}
+
+/// A fake compute host.
+pub struct FakeHost {
+    /// Host name.
+    pub name: String,
+    /// Its driver (inject faults here).
+    pub driver: Arc<FakeDriver>,
+    agent: Option<Running>,
+}
+
+/// The running control plane.
+pub struct ControlPlane {
+    /// The API (and its database).
+    pub api: TestApi,
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// The hosts.
+    pub hosts: Vec<FakeHost>,
+    options: PlaneOptions,
+    conductors: Vec<Running>,
+    schedulers: Vec<(Arc<Scheduler>, Running)>,
+}
+
+impl ControlPlane {
+    /// Starts everything and waits until every host is registered.
+    pub async fn start(options: PlaneOptions) -> ControlPlane {
+        let bus: Arc<dyn Bus> = options
+            .bus
+            .clone()
+            .unwrap_or_else(|| Arc::new(InProcBus::new()));
+        let db = TestDb::new(options.backend).await;
+        let api = TestApi::start_full(db, bus.clone(), |c| c.service_down_secs = 3).await;
+        let mut plane = ControlPlane {
+            api,
+            bus,
+            hosts: Vec::new(),
+            options,
+            conductors: Vec::new(),
+            schedulers: Vec::new(),
+        };
+        plane.start_conductor();
+        for _ in 0..plane.options.schedulers.max(1) {
+            plane.start_scheduler();
+        }
+        let hosts = plane.options.hosts.clone();
+        for (name, config) in hosts {
+            let driver = Arc::new(FakeDriver::new(config));
+            plane.hosts.push(FakeHost {
+                name: name.clone(),
+                driver,
+                agent: None,
+            });
+            plane.start_host(&name);
+        }
+        plane.wait_hosts_registered().await;
+        plane
+    }
+
+    /// Starts one more conductor.
+    pub fn start_conductor(&mut self) {
+        let c = Conductor::new(
+            self.api.db.store.clone(),
+            self.bus.clone(),
+            self.options.conductor.clone(),
+        );
+        self.conductors.push(Running::spawn(|stop| async move {
+            let _ = c.run(stop.cancelled_owned()).await;
+        }));
+    }
+
+    /// Kills every conductor abruptly (no clean shutdown: work in flight is
+    /// dropped, leases are left to expire), as a crash would.
+    pub fn kill_conductors(&mut self) {
+        for c in self.conductors.drain(..) {
+            c.task.abort();
+        }
+    }
+
+    fn start_scheduler(&mut self) {
+        let s = Scheduler::new(
+            self.api.db.store.clone(),
+            self.bus.clone(),
+            self.options.scheduler.clone(),
+        );
+        let run = s.clone();
+        let r = Running::spawn(|stop| async move {
+            let _ = run.run(stop.cancelled_owned()).await;
+        });
+        self.schedulers.push((s, r));
+    }
+
+    /// The schedulers (to read their counters).
+    pub fn schedulers(&self) -> Vec<Arc<Scheduler>> {
+        self.schedulers.iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// Starts (or restarts) the agent of `name`, keeping its driver (its
+    /// VMs survive, as a real hypervisor's would).
+    pub fn start_host(&mut self, name: &str) {
+        let bus = self.bus.clone();
+        let tweak = self.options.agent;
+        let host = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == name)
+            .expect("known host");
+        let mut config = AgentConfig::for_host(name);
+        tweak(&mut config);
+        let driver: Arc<dyn Driver> = host.driver.clone();
+        let agent = Agent::new(config, bus, driver);
+        host.agent = Some(Running::spawn(|stop| async move {
+            let _ = agent.run(stop.cancelled_owned()).await;
+        }));
+    }
+
+    /// Stops the agent of `name` (no more heartbeats, nothing consumed).
+    pub async fn stop_host(&mut self, name: &str) {
+        let host = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == name)
+            .expect("known host");
+        if let Some(r) = host.agent.take() {
+            r.task.abort();
+            let _ = r.task.await;
+        }
+    }
+
+    /// The driver of host `name`.
+    pub fn driver(&self, name: &str) -> Arc<FakeDriver> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .expect("known host")
+            .driver
+            .clone()
+    }
+
+    async fn wait_hosts_registered(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = self
+                .api
+                .db
+                .store
+                .compute_nodes()
+                .await
+                .map(|n| n.len())
+                .unwrap_or(0);
+            if n >= self.hosts.len() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "hosts did not register in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops everything cleanly.
+    pub async fn shutdown(mut self) {
+        for h in &mut self.hosts {
+            if let Some(r) = h.agent.take() {
+                r.stop.cancel();
+                let _ = r.task.await;
+            }
+        }
+        for (_, r) in self.schedulers.drain(..) {
+            r.stop.cancel();
+            let _ = r.task.await;
+        }
+        for c in self.conductors.drain(..) {
+            c.stop.cancel();
+            let _ = c.task.await;
+        }
+    }
+}
+
+/// Polls a server until its status is one of `statuses` (or it is gone,
+/// when `statuses` contains "DELETED"), up to `timeout`. Returns the last
+/// server body (Null once deleted).
+pub async fn wait_for_status(
+    client: &Client,
+    id: &str,
+    statuses: &[&str],
+    timeout: Duration,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = client.get(&format!("/compute/v2.1/servers/{id}")).await;
+        if r.status == 404 && statuses.contains(&"DELETED") {
+            return Value::Null;
+        }
+        let status = r.body["server"]["status"].as_str().unwrap_or("").to_owned();
+        if statuses.contains(&status.as_str()) {
+            return r.body["server"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server {id} did not reach {statuses:?} in {timeout:?}; last: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Boots a server with `flavor` and the given extra fields; returns the reply.
+pub async fn boot(client: &Client, name: &str, flavor: &str, image: &str, extra: Value) -> Reply {
+    let mut server =
+        json!({"name": name, "flavorRef": flavor, "imageRef": image, "networks": "none"});
+    if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    client
+        .post("/compute/v2.1/servers", json!({"server": server}))
+        .await
+}

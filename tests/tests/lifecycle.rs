@@ -1,0 +1,134 @@
+//! A server's life through the whole control plane: boot, stop, start,
+//! reboots, delete; on the in-process bus + SQLite and on PostgreSQL.
+
+use cloud_driver_fake::FakeConfig;
+use cloud_e2e::active_image;
+use cloud_store::Backend;
+use cloud_test_utils::{ControlPlane, PlaneOptions, boot, wait_for_status};
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+async fn lifecycle(backend: Backend) {
+    let plane = ControlPlane::start(PlaneOptions::hosts(backend, 2, FakeConfig::default())).await;
+    let admin = plane.api.admin().await;
+    let image = active_image(&plane.api.db.store, &admin.project_id).await;
+    let c = &admin.client;
+
+    let r = boot(c, "vm1", "1", &image.to_string(), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        r.header("location")
+            .unwrap()
+            .ends_with(r.body["server"]["id"].as_str().unwrap())
+    );
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(s["OS-EXT-STS:power_state"], 1);
+    assert_eq!(s["OS-EXT-STS:vm_state"], "active");
+    let host = s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+    assert!(plane.driver(&host).vm_count() == 1);
+
+    // Stop -> SHUTOFF; stopping again conflicts and says why.
+    let r = c
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            json!({"os-stop": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_for_status(c, &id, &["SHUTOFF"], T).await;
+    assert_eq!(s["OS-EXT-STS:power_state"], 4);
+    assert!(s.get("progress").is_none(), "no progress in SHUTOFF");
+    let r = c
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            json!({"os-stop": null}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.error_message().contains("vm_state stopped"),
+        "{}",
+        r.error_message()
+    );
+
+    let r = c
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            json!({"os-start": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for_status(c, &id, &["ACTIVE"], T).await;
+
+    for kind in ["SOFT", "HARD"] {
+        let r = c
+            .post(
+                &format!("/compute/v2.1/servers/{id}/action"),
+                json!({"reboot": {"type": kind}}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let s = wait_for_status(c, &id, &["ACTIVE"], T).await;
+        assert_eq!(s["OS-EXT-STS:task_state"], serde_json::Value::Null);
+    }
+    let actions = c
+        .get(&format!("/compute/v2.1/servers/{id}/os-instance-actions"))
+        .await;
+    let names: Vec<&str> = actions.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for a in ["create", "stop", "start", "reboot"] {
+        assert!(names.contains(&a), "{names:?}");
+    }
+
+    let console = c
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            json!({"os-getConsoleOutput": {"length": 2}}),
+        )
+        .await;
+    assert_eq!(console.status, 200, "{}", console.body);
+    assert_eq!(
+        console.body["output"].as_str().unwrap().split('\n').count(),
+        2
+    );
+
+    // Delete releases every allocation.
+    let r = c.delete(&format!("/compute/v2.1/servers/{id}")).await;
+    assert_eq!(r.status, 204);
+    wait_for_status(c, &id, &["DELETED"], T).await;
+    let node = plane.api.db.store.compute_node(&host).await.unwrap();
+    assert_eq!(node.vcpu.used, 0);
+    assert_eq!(node.memory_mb.used, 0);
+    let inst_id = cloud_model::InstanceId::parse(&id).unwrap();
+    assert!(
+        plane
+            .api
+            .db
+            .store
+            .allocations_of(inst_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plane.driver(&host).vm_count(), 0);
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lifecycle_sqlite() {
+    lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lifecycle_postgres() {
+    lifecycle(Backend::Postgres).await;
+}
