@@ -37,3 +37,46 @@ pub async fn active_image(store: &Store, owner: &str) -> ImageId {
         .expect("image recorded");
     id
 }
+
+/// Lifts the compute quotas of a project (scale scenarios boot many servers).
+pub async fn unlimited_quota(store: &Store, project: &str) {
+    let p = ProjectId::from_string(project);
+    for r in [
+        "instances",
+        "cores",
+        "ram",
+        "server_groups",
+        "server_group_members",
+    ] {
+        store.quota_set(&p, r, -1).await.expect("quota set");
+    }
+}
+
+/// Creates a flavor with extra specs through the store.
+pub async fn flavor(store: &Store, id: &str, vcpus: i64, ram_mb: i64, specs: &[(&str, &str)]) {
+    store
+        .flavor_create(&cloud_model::flavor::NewFlavor {
+            id: Some(cloud_model::FlavorId::from_string(id)),
+            name: format!("test.{id}"),
+            vcpus,
+            ram_mb,
+            disk_gb: 1,
+            swap_mb: 0,
+            ephemeral_gb: 0,
+            rxtx_factor: 1.0,
+            is_public: true,
+            description: None,
+        })
+        .await
+        .expect("flavor");
+    if !specs.is_empty() {
+        let map: BTreeMap<String, String> = specs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        store
+            .flavor_extra_specs_set(&cloud_model::FlavorId::from_string(id), &map)
+            .await
+            .expect("extra specs");
+    }
+}

@@ -17,3 +17,15 @@ pub fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_owned())
 }
+
+/// A task handle that aborts its task when dropped, so a service's
+/// background loops (heartbeats, reconcilers) end with the service even
+/// when the service's own task is aborted, as a crash would end them.
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -111,17 +111,41 @@ impl Store {
         owner: &str,
         lease_secs: i64,
     ) -> Result<Option<Workflow>, Error> {
+        self.workflow_claim_inner(id, owner, lease_secs, false)
+            .await
+    }
+
+    /// Like [`Store::workflow_claim`], but also takes a workflow that
+    /// another conductor holds while it is only `waiting` for a host's
+    /// report: whoever receives the report continues the workflow.
+    pub async fn workflow_claim_waiting(
+        &self,
+        id: &str,
+        owner: &str,
+        lease_secs: i64,
+    ) -> Result<Option<Workflow>, Error> {
+        self.workflow_claim_inner(id, owner, lease_secs, true).await
+    }
+
+    async fn workflow_claim_inner(
+        &self,
+        id: &str,
+        owner: &str,
+        lease_secs: i64,
+        steal_waiting: bool,
+    ) -> Result<Option<Workflow>, Error> {
         let now = Timestamp::now();
         let r = sqlx::query(
             "UPDATE workflows SET owner = $2, lease_until = $3, \
              attempts = attempts + CASE WHEN owner = $2 THEN 0 ELSE 1 END, updated_at = $4 \
              WHERE id = $1 AND finished_at IS NULL \
-             AND (owner IS NULL OR owner = $2 OR lease_until < $4)",
+             AND (owner IS NULL OR owner = $2 OR lease_until < $4 OR ($5 = 1 AND step = 'waiting'))",
         )
         .bind(id)
         .bind(owner)
         .bind(now.plus_seconds(lease_secs).micros())
         .bind(now.micros())
+        .bind(i64::from(steal_waiting))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;

@@ -246,8 +246,9 @@ impl Agent {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::info!(host = %self.config.host, driver = self.driver.kind(), "compute agent is up");
-        let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
-        let sync = tokio::spawn(self.clone().power_sync_loop());
+        let heartbeat =
+            cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
+        let sync = cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().power_sync_loop()));
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_concurrent_operations.max(1),
         ));
@@ -266,8 +267,8 @@ impl Agent {
                 }
             }
         }
-        heartbeat.abort();
-        sync.abort();
+        drop(heartbeat);
+        drop(sync);
         // Let in-flight operations finish.
         let _ = limit
             .acquire_many(self.config.max_concurrent_operations.max(1) as u32)

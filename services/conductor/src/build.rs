@@ -266,7 +266,7 @@ impl Conductor {
         let wf_id = workflow_id(inst.id, "build");
         let Some(wf) = self
             .store
-            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
+            .workflow_claim_waiting(&wf_id, &self.id, self.config.lease_secs)
             .await?
         else {
             return Ok(());
@@ -313,7 +313,7 @@ impl Conductor {
         let wf_id = workflow_id(inst.id, "build");
         let Some(wf) = self
             .store
-            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
+            .workflow_claim_waiting(&wf_id, &self.id, self.config.lease_secs)
             .await?
         else {
             return Ok(());

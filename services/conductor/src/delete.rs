@@ -22,7 +22,7 @@ impl Conductor {
         let wf_id = workflow_id(id, "delete");
         let Some(wf) = self
             .store
-            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
+            .workflow_claim_waiting(&wf_id, &self.id, self.config.lease_secs)
             .await?
         else {
             return Ok(());

@@ -119,8 +119,10 @@ impl Conductor {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let mut consumer = self.bus.consume(CONDUCTOR_QUEUE).await?;
-        let reconciler = tokio::spawn(self.clone().reconcile_loop());
-        let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
+        let reconciler =
+            cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().reconcile_loop()));
+        let heartbeat =
+            cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_concurrent_messages.max(1),
         ));
@@ -140,8 +142,8 @@ impl Conductor {
                 }
             }
         }
-        reconciler.abort();
-        heartbeat.abort();
+        drop(reconciler);
+        drop(heartbeat);
         let _ = limit
             .acquire_many(self.config.max_concurrent_messages.max(1) as u32)
             .await;

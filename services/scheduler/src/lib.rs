@@ -70,7 +70,8 @@ impl Scheduler {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let mut consumer = self.bus.consume(SCHEDULER_QUEUE).await?;
-        let heartbeat = tokio::spawn(self.clone().heartbeat_loop());
+        let heartbeat =
+            cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_concurrent_requests.max(1),
         ));
@@ -90,7 +91,7 @@ impl Scheduler {
                 }
             }
         }
-        heartbeat.abort();
+        drop(heartbeat);
         let _ = limit
             .acquire_many(self.config.max_concurrent_requests.max(1) as u32)
             .await;
