@@ -1,28 +1,44 @@
 //! cloud-aio: the whole cloud in one process.
 //!
 //! SQLite in the data directory, the in-process bus, and every service
-//! (API, conductor, scheduler, one compute agent) as tasks of this
-//! process. It is the quickstart and the single-node deployment:
+//! (API, conductor, scheduler, one compute agent, optionally simulated
+//! hosts) as tasks of this process. It is the quickstart and the
+//! single-node deployment:
 //!
 //! ```text
 //! cloud-aio --data-dir ./data --listen 127.0.0.1:8080
 //! ```
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use cloud_api::{ApiConfig, AppState};
+use cloud_bus::{Bus, InProcBus};
+use cloud_compute::{Agent, AgentConfig};
+use cloud_conductor::{Conductor, ConductorConfig};
+use cloud_driver::Driver;
+use cloud_driver_fake::{FakeConfig, FakeDriver};
+use cloud_scheduler::{Scheduler, SchedulerConfig};
 use cloud_service_common::telemetry::init_tracing;
 use cloud_store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Which hypervisor driver the local compute agent uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DriverChoice {
+    /// libvirt when `qemu:///system` answers, else fake.
+    Auto,
+    /// Real VMs through libvirt and QEMU.
+    Libvirt,
+    /// In-memory VMs.
+    Fake,
+}
 
 /// Command line of cloud-aio.
 #[derive(Debug, Parser)]
-#[command(
-    name = "cloud-aio",
-    version,
-    about = "Run a complete single-node cloud in one process"
-)]
+#[command(name = "cloud-aio", version, about = "Run a complete single-node cloud in one process")]
 struct Args {
     /// Where the database and image files live.
     #[arg(long, default_value = "./data")]
@@ -36,6 +52,12 @@ struct Args {
     /// Public URL for the catalog (default: from each request's Host).
     #[arg(long)]
     public_url: Option<String>,
+    /// Hypervisor driver of the local compute host.
+    #[arg(long, value_enum, default_value = "auto")]
+    driver: DriverChoice,
+    /// Simulated compute hosts to add (fake driver), for demos and tests.
+    #[arg(long, default_value_t = 0)]
+    fake_hosts: usize,
 }
 
 #[tokio::main]
@@ -48,10 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .context("cannot open the database")?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
+    store.migrate().await.context("cannot migrate the database")?;
     let outcome = cloud_api::bootstrap::bootstrap(&store, args.admin_password.clone(), true)
         .await
         .context("bootstrap failed")?;
@@ -59,6 +78,40 @@ async fn main() -> anyhow::Result<()> {
         println!("Generated password for user 'admin' (project 'admin'): {p}");
         println!("It is shown only once. Set CLOUD_ADMIN_PASSWORD to choose your own.");
     }
+
+    let bus: Arc<dyn Bus> = Arc::new(InProcBus::new());
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    let conductor = Conductor::new(store.clone(), bus.clone(), ConductorConfig::default());
+    tasks.push(tokio::spawn(conductor.run(stop.clone().cancelled_owned())));
+    let scheduler = Scheduler::new(store.clone(), bus.clone(), SchedulerConfig::default());
+    tasks.push(tokio::spawn(scheduler.run(stop.clone().cancelled_owned())));
+
+    let local = cloud_service_common::hostname();
+    let driver: Arc<dyn Driver> = match args.driver {
+        DriverChoice::Libvirt => anyhow::bail!(
+            "the libvirt driver is not built into this binary yet; use --driver fake"
+        ),
+        DriverChoice::Auto | DriverChoice::Fake => {
+            if args.driver == DriverChoice::Auto {
+                println!("Compute driver: fake (in-memory VMs)");
+            }
+            Arc::new(FakeDriver::new(FakeConfig::default()))
+        }
+    };
+    tracing::info!(host = %local, driver = driver.kind(), "local compute host");
+    let agent = Agent::new(AgentConfig::for_host(&local), bus.clone(), driver);
+    tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
+    for i in 1..=args.fake_hosts {
+        let agent = Agent::new(
+            AgentConfig::for_host(&format!("fake-{i}")),
+            bus.clone(),
+            Arc::new(FakeDriver::new(FakeConfig::default())),
+        );
+        tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
+    }
+
     let mut config = ApiConfig::for_data_dir(args.data_dir.clone());
     config.listen = args.listen;
     config.public_url = args.public_url.clone();
@@ -67,15 +120,22 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let handle = cloud_api::serve(
         listener,
-        AppState::new(store.clone(), config),
+        AppState::with_bus(store.clone(), config, bus.clone()),
         cloud_service_common::shutdown_signal(),
     )?;
     tracing::info!(addr = %handle.addr, data_dir = %args.data_dir.display(), "cloud-aio is up");
     println!(
-        "cloud-aio listening on http://{}/ (identity: http://{}/identity/v3)",
-        handle.addr, handle.addr
+        "cloud-aio listening on http://{0}/ (identity: http://{0}/identity/v3)",
+        handle.addr
     );
     handle.task.await??;
+    // The API has drained its requests; stop the control plane.
+    stop.cancel();
+    for t in tasks {
+        if let Err(e) = t.await? {
+            tracing::warn!(error = %e, "a service stopped with an error");
+        }
+    }
     store.close().await;
     tracing::info!("cloud-aio stopped");
     Ok(())
