@@ -38,7 +38,11 @@ enum DriverChoice {
 
 /// Command line of cloud-aio.
 #[derive(Debug, Parser)]
-#[command(name = "cloud-aio", version, about = "Run a complete single-node cloud in one process")]
+#[command(
+    name = "cloud-aio",
+    version,
+    about = "Run a complete single-node cloud in one process"
+)]
 struct Args {
     /// Where the database and image files live.
     #[arg(long, default_value = "./data")]
@@ -70,7 +74,10 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .context("cannot open the database")?;
-    store.migrate().await.context("cannot migrate the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
     let outcome = cloud_api::bootstrap::bootstrap(&store, args.admin_password.clone(), true)
         .await
         .context("bootstrap failed")?;
@@ -90,9 +97,9 @@ async fn main() -> anyhow::Result<()> {
 
     let local = cloud_service_common::hostname();
     let driver: Arc<dyn Driver> = match args.driver {
-        DriverChoice::Libvirt => anyhow::bail!(
-            "the libvirt driver is not built into this binary yet; use --driver fake"
-        ),
+        DriverChoice::Libvirt => {
+            anyhow::bail!("the libvirt driver is not built into this binary yet; use --driver fake")
+        }
         DriverChoice::Auto | DriverChoice::Fake => {
             if args.driver == DriverChoice::Auto {
                 println!("Compute driver: fake (in-memory VMs)");
