@@ -2,6 +2,7 @@
 //! tracing initialisation, and the shutdown signal.
 
 pub mod config;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 

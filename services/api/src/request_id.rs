@@ -26,6 +26,25 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
+    let elapsed = start.elapsed().as_secs_f64();
+    let class = match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    cloud_service_common::metrics::count(
+        "cloud_api_requests_total",
+        "API requests answered, by status class.",
+        &[("status", class)],
+        1,
+    );
+    cloud_service_common::metrics::observe(
+        "cloud_api_request_duration_seconds",
+        "Time to answer an API request.",
+        &[],
+        elapsed,
+    );
     span.in_scope(|| {
         tracing::info!(
             status,

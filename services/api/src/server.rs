@@ -30,6 +30,18 @@ pub fn app(state: AppState) -> Router {
             )
             .await
         })
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    cloud_service_common::metrics::render(),
+                )
+            }),
+        )
         .layer(DefaultBodyLimit::max(max_body))
         .layer(from_fn(request_id))
         .with_state(state)

@@ -290,7 +290,15 @@ impl Agent {
                 }
             };
             tracing::debug!("handling");
+            let started = std::time::Instant::now();
+            let kind = d.envelope.kind.clone();
             let reply = self.handle(msg, &request_id).await;
+            cloud_service_common::metrics::observe(
+                "cloud_compute_operation_seconds",
+                "Time a compute agent spends on a message, by kind.",
+                &[("kind", &kind)],
+                started.elapsed().as_secs_f64(),
+            );
             let result = match reply {
                 Some(r) if d.expects_reply() => match cloud_rpc::encode_reply(&r, &request_id) {
                     Ok(env) => d.reply(env).await,

@@ -297,7 +297,14 @@ impl Conductor {
             .await?;
         self.store.action_finish(inst.id, "create").await?;
         self.store.workflow_finish(&wf_id, "done").await?;
-        tracing::info!(instance = %inst.id, %host, "server is ACTIVE");
+        let boot = (Timestamp::now().micros() - inst.created_at.micros()) as f64 / 1e6;
+        cloud_service_common::metrics::observe(
+            "cloud_boot_seconds",
+            "Time from the create request to ACTIVE.",
+            &[],
+            boot,
+        );
+        tracing::info!(instance = %inst.id, %host, boot_s = boot, "server is ACTIVE");
         Ok(())
     }
 

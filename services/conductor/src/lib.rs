@@ -164,7 +164,18 @@ impl Conductor {
                     return;
                 }
             };
-            match self.handle(msg, &request_id).await {
+            let kind = d.envelope.kind.clone();
+            let result = self.handle(msg, &request_id).await;
+            cloud_service_common::metrics::count(
+                "cloud_conductor_messages_total",
+                "Messages handled by the conductor, by kind and result.",
+                &[
+                    ("kind", &kind),
+                    ("result", if result.is_ok() { "ok" } else { "error" }),
+                ],
+                1,
+            );
+            match result {
                 Ok(()) => {
                     let _ = d.ack().await;
                 }

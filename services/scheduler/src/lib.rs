@@ -229,6 +229,12 @@ impl Scheduler {
                 match self.store.placement_claim(&claim).await? {
                     Ok(()) => {
                         self.stats.selected.fetch_add(1, Ordering::Relaxed);
+                        cloud_service_common::metrics::observe(
+                            "cloud_scheduler_select_seconds",
+                            "Time to pick and claim a host.",
+                            &[],
+                            started.elapsed().as_secs_f64(),
+                        );
                         let alternates = selection.candidates[i + 1..]
                             .iter()
                             .take(num_alternates as usize)
@@ -250,6 +256,12 @@ impl Scheduler {
                     }
                     Err(ClaimError::Capacity { class }) => {
                         self.stats.claims_retried.fetch_add(1, Ordering::Relaxed);
+                        cloud_service_common::metrics::count(
+                            "cloud_scheduler_claims_retried_total",
+                            "Claims lost to a concurrent claim.",
+                            &[],
+                            1,
+                        );
                         tracing::debug!(host = %cand.host, %class, "lost a claim race; trying the next host");
                     }
                     Err(ClaimError::CpuTaken { cpu }) => {
@@ -261,6 +273,12 @@ impl Scheduler {
         }
         // Nothing fits (or every claim was lost): explain with every host.
         self.stats.no_valid_host.fetch_add(1, Ordering::Relaxed);
+        cloud_service_common::metrics::count(
+            "cloud_scheduler_no_valid_host_total",
+            "Requests no host could take.",
+            &[],
+            1,
+        );
         let all = self.store.compute_nodes().await?;
         let (hosts, _) = snapshot::host_states(&self.store, all, &spec, &self.config).await?;
         let message = match select(&spec, &hosts, &self.config.weighers, 1) {
