@@ -2,7 +2,7 @@
 //! `status` is the lock that keeps two uploads from racing.
 
 use crate::Scope;
-use crate::db::{Store, db_error, flag};
+use crate::db::{Store, db_error, flag, is_unique_violation};
 use crate::row::RowExt;
 use cloud_model::image::Image;
 use cloud_model::{Error, ImageId, ProjectId, ResourceKind, Timestamp};
@@ -19,6 +19,11 @@ pub struct ImageFilter {
     pub status: Option<String>,
     /// Exact visibility.
     pub visibility: Option<String>,
+    /// Also list other projects' community images. Glance leaves them out
+    /// of a default listing and shows them only when asked for
+    /// (`visibility=community` or `visibility=all`); they stay readable by
+    /// id either way.
+    pub include_community: bool,
     /// Exact disk format.
     pub disk_format: Option<String>,
     /// Exact container format.
@@ -27,6 +32,10 @@ pub struct ImageFilter {
     pub owner: Option<ProjectId>,
     /// Only these ids (`id=in:a,b`).
     pub ids: Option<Vec<ImageId>>,
+    /// Only images carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Only protected (`Some(true)`) or unprotected images.
+    pub protected: Option<bool>,
     /// `Some(false)` hides hidden images (the default), `Some(true)` shows
     /// only them, `None` shows both.
     pub os_hidden: Option<bool>,
@@ -111,7 +120,16 @@ impl Store {
         .bind(image.updated_at.micros())
         .execute(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::conflict(format!(
+                    "Image with identifier {} already exists.",
+                    image.id
+                ))
+            } else {
+                db_error(e)
+            }
+        })?;
         Ok(())
     }
 
@@ -141,15 +159,24 @@ impl Store {
             ),
             None => None,
         };
+        // Filters SQL cannot express portably (list membership) run on the
+        // rows; only without them may SQL apply the limit itself.
+        let post_filter = filter.ids.is_some() || !filter.tags.is_empty();
+        let limit = if post_filter {
+            String::new()
+        } else {
+            format!(" LIMIT {}", filter.limit.max(0))
+        };
         let rows = sqlx::query(&format!(
             "SELECT {COLS} FROM images WHERE \
-               ($1 IS NULL OR owner = $1 OR visibility IN ('public', 'community')) \
+               ($1 IS NULL OR owner = $1 OR visibility = 'public' \
+                 OR (visibility = 'community' AND $11 = 1)) \
                AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR status = $3) \
                AND ($4 IS NULL OR visibility = $4) AND ($5 IS NULL OR disk_format = $5) \
                AND ($6 IS NULL OR container_format = $6) AND ($7 IS NULL OR owner = $7) \
-               AND ($8 IS NULL OR os_hidden = $8) \
+               AND ($8 IS NULL OR os_hidden = $8) AND ($12 IS NULL OR protected = $12) \
                AND ($9 IS NULL OR created_at < $9 OR (created_at = $9 AND id < $10)) \
-             ORDER BY created_at DESC, id DESC"
+             ORDER BY created_at DESC, id DESC{limit}"
         ))
         .bind(filter.scope.project().map(|p| p.as_str().to_owned()))
         .bind(filter.name.clone())
@@ -161,19 +188,24 @@ impl Store {
         .bind(filter.os_hidden.map(flag))
         .bind(marker.as_ref().map(|m| m.created_at.micros()))
         .bind(marker.as_ref().map(|m| m.id.to_string()))
+        .bind(flag(filter.include_community))
+        .bind(filter.protected.map(flag))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
         let mut out = Vec::new();
         for r in &rows {
+            if out.len() as i64 >= filter.limit {
+                break;
+            }
             let img = image_from(r)?;
             if filter.ids.as_ref().is_some_and(|w| !w.contains(&img.id)) {
                 continue;
             }
-            out.push(img);
-            if out.len() as i64 >= filter.limit {
-                break;
+            if !filter.tags.iter().all(|t| img.tags.contains(t)) {
+                continue;
             }
+            out.push(img);
         }
         Ok(out)
     }
@@ -261,8 +293,10 @@ impl Store {
     }
 
     /// Returns a failed upload's image to `queued` so it can be retried.
-    pub async fn image_abort_upload(&self, id: ImageId) -> Result<(), Error> {
-        sqlx::query(
+    /// Returns whether it did: `false` when the image is no longer
+    /// `saving` (deleted, or its upload was recorded after all).
+    pub async fn image_abort_upload(&self, id: ImageId) -> Result<bool, Error> {
+        let r = sqlx::query(
             "UPDATE images SET status = 'queued', updated_at = $2 WHERE id = $1 AND status = 'saving'",
         )
         .bind(id.to_string())
@@ -270,7 +304,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     /// Deletes an image record.
