@@ -60,12 +60,10 @@ impl Acker for InProcAcker {
     }
 
     async fn nack(&self, requeue: bool) -> Result<(), BusError> {
-        if requeue {
-            if let Some((tx, env)) = &self.requeue {
-                let reply = self.reply.lock().expect("reply lock").take();
-                tx.send((env.clone(), reply))
-                    .map_err(|_| BusError::Closed)?;
-            }
+        if requeue && let Some((tx, env)) = &self.requeue {
+            let reply = self.reply.lock().expect("reply lock").take();
+            tx.send((env.clone(), reply))
+                .map_err(|_| BusError::Closed)?;
         }
         Ok(())
     }

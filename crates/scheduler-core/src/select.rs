@@ -279,7 +279,7 @@ mod tests {
         s.extra_specs
             .insert("hw:cpu_policy".into(), "dedicated".into());
         s.extra_specs.insert("hw:numa_nodes".into(), "1".into());
-        let sel = select(&s, &[h.clone()], &WeigherConfig::default(), 1).unwrap();
+        let sel = select(&s, std::slice::from_ref(&h), &WeigherConfig::default(), 1).unwrap();
         let numa = sel.candidates[0].numa.clone().unwrap();
         assert_eq!(numa.cells.len(), 1);
         assert_eq!(numa.cells[0].host_cell, 1);
@@ -298,7 +298,7 @@ mod tests {
         let h = host("a", 8192);
         let mut s = spec(4, 2048);
         s.extra_specs.insert("hw:numa_nodes".into(), "2".into());
-        let numa = select(&s, &[h.clone()], &WeigherConfig::default(), 1)
+        let numa = select(&s, std::slice::from_ref(&h), &WeigherConfig::default(), 1)
             .unwrap()
             .candidates[0]
             .numa
@@ -311,7 +311,7 @@ mod tests {
         let mut hp = spec(1, 512);
         hp.extra_specs
             .insert("hw:mem_page_size".into(), "2MB".into());
-        let numa = select(&hp, &[h.clone()], &WeigherConfig::default(), 1)
+        let numa = select(&hp, std::slice::from_ref(&h), &WeigherConfig::default(), 1)
             .unwrap()
             .candidates[0]
             .numa

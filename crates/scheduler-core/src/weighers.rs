@@ -44,7 +44,7 @@ fn normalise(values: &[f64]) -> Vec<f64> {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(*v), hi.max(*v))
         });
-    if !(max > min) {
+    if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) {
         return vec![0.0; values.len()];
     }
     values.iter().map(|v| (v - min) / (max - min)).collect()

@@ -232,6 +232,7 @@ impl Store {
     /// Starts a task on a server if it is in one of `from_vm` with no task
     /// running (or, with `allow_tasks`, with one of those tasks). The
     /// conflict message names the state that blocks it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn instance_begin_task(
         &self,
         id: InstanceId,

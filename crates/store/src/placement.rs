@@ -12,6 +12,9 @@ use crate::db::{Store, db_error, is_unique_violation};
 use crate::row::RowExt;
 use cloud_model::{Error, InstanceId, ProviderId, Timestamp};
 
+/// A provider's pinned CPUs and used huge pages `(cell, page_kb, pages)`.
+pub type NumaUsage = (Vec<u32>, Vec<(u32, u64, u64)>);
+
 /// What to claim on one host for one instance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Claim {
@@ -245,9 +248,8 @@ impl Store {
     pub async fn numa_usage(
         &self,
         providers: &[ProviderId],
-    ) -> Result<std::collections::HashMap<ProviderId, (Vec<u32>, Vec<(u32, u64, u64)>)>, Error>
-    {
-        let mut out: std::collections::HashMap<ProviderId, (Vec<u32>, Vec<(u32, u64, u64)>)> =
+    ) -> Result<std::collections::HashMap<ProviderId, NumaUsage>, Error> {
+        let mut out: std::collections::HashMap<ProviderId, NumaUsage> =
             std::collections::HashMap::new();
         if providers.is_empty() {
             return Ok(out);

@@ -102,7 +102,10 @@ async fn revoked_and_bogus_tokens_are_401() {
     assert_eq!(revoked.get("/compute/v2.1/servers").await.status, 401);
     let bogus = api.anonymous().with_token("not-a-token");
     assert_eq!(bogus.get("/compute/v2.1/servers").await.status, 401);
-    assert_eq!(api.anonymous().get("/compute/v2.1/servers").await.status, 401);
+    assert_eq!(
+        api.anonymous().get("/compute/v2.1/servers").await.status,
+        401
+    );
 }
 
 #[tokio::test]

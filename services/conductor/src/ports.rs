@@ -194,11 +194,11 @@ impl Conductor {
         status: &str,
     ) -> Result<(), Error> {
         for id in ports {
-            if let Ok(mut p) = self.store.port_get(*id, &Scope::All).await {
-                if p.status != status {
-                    p.status = status.to_owned();
-                    self.store.port_update(&p).await?;
-                }
+            if let Ok(mut p) = self.store.port_get(*id, &Scope::All).await
+                && p.status != status
+            {
+                p.status = status.to_owned();
+                self.store.port_update(&p).await?;
             }
         }
         Ok(())

@@ -121,31 +121,31 @@ impl Conductor {
                 )),
                 _ => None,
             };
-            if let Some((vm_state, message)) = drift {
-                if vm_state != inst.vm_state || observed.is_none() {
-                    tracing::warn!(instance = %inst.id, %host, %message, "power state drift");
-                    self.store
-                        .instance_update_state(
-                            inst.id,
-                            &StateUpdate {
-                                vm_state: Some(vm_state),
-                                power_state: Some(power),
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
-                    self.store
-                        .action_event(
-                            inst,
-                            "power_sync",
-                            "power_state_sync",
-                            Some(host),
-                            false,
-                            Some(&message),
-                        )
-                        .await?;
-                    self.store.action_finish(inst.id, "power_sync").await?;
-                }
+            if let Some((vm_state, message)) = drift
+                && (vm_state != inst.vm_state || observed.is_none())
+            {
+                tracing::warn!(instance = %inst.id, %host, %message, "power state drift");
+                self.store
+                    .instance_update_state(
+                        inst.id,
+                        &StateUpdate {
+                            vm_state: Some(vm_state),
+                            power_state: Some(power),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                self.store
+                    .action_event(
+                        inst,
+                        "power_sync",
+                        "power_state_sync",
+                        Some(host),
+                        false,
+                        Some(&message),
+                    )
+                    .await?;
+                self.store.action_finish(inst.id, "power_sync").await?;
             }
         }
         Ok(())

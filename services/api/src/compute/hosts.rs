@@ -180,7 +180,7 @@ pub async fn hypervisor_show(
     let found = hypervisors(&state, true)
         .await?
         .into_iter()
-        .find(|h| h["id"].to_string() == id || h["hypervisor_hostname"] == id.as_str())
+        .find(|h| h["id"] == id || h["hypervisor_hostname"] == id.as_str())
         .ok_or_else(|| Error::not_found(ResourceKind::Hypervisor, &id))?;
     Ok(Json(json!({"hypervisor": found})))
 }

@@ -524,10 +524,10 @@ pub async fn server_create(
             Err(e) => return Err(e.into()),
         }
     };
-    if let Some(g) = &group {
-        if g.policy == GroupPolicy::AntiAffinity || g.policy == GroupPolicy::Affinity {
-            tracing::debug!(group = %g.id, policy = g.policy.as_str(), "server joins a hard-policy group");
-        }
+    if let Some(g) = &group
+        && (g.policy == GroupPolicy::AntiAffinity || g.policy == GroupPolicy::Affinity)
+    {
+        tracing::debug!(group = %g.id, policy = g.policy.as_str(), "server joins a hard-policy group");
     }
     for inst in &batch {
         let msg = ConductorMsg::BuildInstance {

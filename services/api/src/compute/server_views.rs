@@ -82,14 +82,14 @@ pub fn basic(inst: &Instance, nics: &[ServerNic], base: &str) -> Value {
     if shows_progress(status) {
         v["progress"] = json!(inst.progress);
     }
-    if inst.vm_state == VmState::Error {
-        if let Some(f) = &inst.fault {
-            v["fault"] = json!({
-                "code": f.code,
-                "created": f.created.iso_seconds(),
-                "message": f.message,
-            });
-        }
+    if inst.vm_state == VmState::Error
+        && let Some(f) = &inst.fault
+    {
+        v["fault"] = json!({
+            "code": f.code,
+            "created": f.created.iso_seconds(),
+            "message": f.message,
+        });
     }
     v
 }

@@ -250,12 +250,12 @@ pub async fn server_update(
     ctx.authorize(Action::ServerWrite)?;
     let inst = load(&state, &ctx, &id).await?;
     let u = req.server;
-    if let Some(n) = &u.name {
-        if n.trim().is_empty() || n.chars().count() > 255 {
-            return Err(ApiError::bad_request(
-                "Invalid input for field 'server.name': must be 1 to 255 characters and not blank.",
-            ));
-        }
+    if let Some(n) = &u.name
+        && (n.trim().is_empty() || n.chars().count() > 255)
+    {
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'server.name': must be 1 to 255 characters and not blank.",
+        ));
     }
     let v4 = match u.access_ipv4.as_deref() {
         Some("") => Some(String::new()),
@@ -283,12 +283,13 @@ pub async fn server_update(
         ),
         None => None,
     };
-    if let Some(d) = &u.disk_config {
-        if d != "AUTO" && d != "MANUAL" {
-            return Err(ApiError::bad_request(
-                "Invalid input for field 'server.OS-DCF:diskConfig': must be AUTO or MANUAL.",
-            ));
-        }
+    if let Some(d) = &u.disk_config
+        && d != "AUTO"
+        && d != "MANUAL"
+    {
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'server.OS-DCF:diskConfig': must be AUTO or MANUAL.",
+        ));
     }
     let inst = state
         .store()

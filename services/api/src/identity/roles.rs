@@ -212,8 +212,8 @@ pub async fn role_assignment_list(
     q: QueryPairs,
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::RoleAssignmentRead)?;
-    let user = q.get("user.id").map(|u| UserId::from_string(u));
-    let project = q.get("scope.project.id").map(|p| ProjectId::from_string(p));
+    let user = q.get("user.id").map(UserId::from_string);
+    let project = q.get("scope.project.id").map(ProjectId::from_string);
     let list: Vec<Value> = state
         .store()
         .role_assignment_list(user.as_ref(), project.as_ref())

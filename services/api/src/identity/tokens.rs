@@ -70,8 +70,8 @@ struct DomainRef {
 #[serde(untagged)]
 enum ScopeRequest {
     Structured(ScopeObject),
-    /// `"scope": "unscoped"`.
-    Word(String),
+    /// `"scope": "unscoped"` (any word means no scope).
+    Word(#[allow(dead_code)] String),
 }
 
 #[derive(Debug, Deserialize)]
