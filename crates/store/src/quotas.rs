@@ -58,6 +58,29 @@ impl Store {
         Ok(())
     }
 
+    /// Sets several of a project's limits at once: all of them or, on
+    /// error, none (an API update never leaves half its values applied).
+    pub async fn quota_set_many(
+        &self,
+        project: &ProjectId,
+        limits: &BTreeMap<String, i64>,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        for (resource, limit) in limits {
+            sqlx::query(
+                "INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ($1, $2, $3) \
+                 ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+            )
+            .bind(project.as_str())
+            .bind(resource)
+            .bind(*limit)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     /// Removes a project's overrides (back to defaults).
     pub async fn quota_reset(&self, project: &ProjectId) -> Result<(), Error> {
         sqlx::query("DELETE FROM quota_limits WHERE project_id = $1")
