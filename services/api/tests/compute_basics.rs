@@ -558,7 +558,7 @@ async fn private_flavors_and_extra_specs(api: &TestApi) {
     assert_eq!(r.status, 403);
     assert_eq!(
         admin.delete(&format!("{specs}/hw:numa_nodes")).await.status,
-        202
+        200
     );
     assert_eq!(
         admin.get(&format!("{specs}/hw:numa_nodes")).await.status,
@@ -958,13 +958,6 @@ async fn limits_and_quotas(api: &TestApi) {
     }
     let r = admin
         .put(
-            &format!("/compute/v2.1/os-quota-sets/{p}?user_id={}", member.user_id),
-            json!({"quota_set": {"cores": 5}}),
-        )
-        .await;
-    assert_eq!(r.status, 400);
-    let r = admin
-        .put(
             "/compute/v2.1/os-quota-sets/no-such-project",
             json!({"quota_set": {"cores": 5}}),
         )
@@ -992,7 +985,72 @@ async fn limits_and_quotas(api: &TestApi) {
         403
     );
 
-    // Reset to the defaults.
+    // Per-user limits: within the project's, shown with ?user_id=, and
+    // the keypair limit is the user's.
+    let for_user = format!("/compute/v2.1/os-quota-sets/{p}?user_id={}", member.user_id);
+    let r = admin
+        .put(
+            &format!("/compute/v2.1/os-quota-sets/{p}"),
+            json!({"quota_set": {"key_pairs": 5}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = member
+        .client
+        .post(
+            "/compute/v2.1/os-keypairs",
+            json!({"keypair": {"name": "two"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = admin
+        .put(
+            &for_user,
+            json!({"quota_set": {"key_pairs": 2, "cores": 3}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["quota_set"]["key_pairs"], 2);
+    assert_eq!(r.body["quota_set"]["cores"], 3);
+    let r = member.client.get(&for_user).await;
+    assert_eq!(r.body["quota_set"]["key_pairs"], 2);
+    let r = member
+        .client
+        .get(&format!("/compute/v2.1/os-quota-sets/{p}"))
+        .await;
+    assert_eq!(r.body["quota_set"]["key_pairs"], 5);
+    let r = member
+        .client
+        .post(
+            "/compute/v2.1/os-keypairs",
+            json!({"keypair": {"name": "three"}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    for body in [
+        json!({"quota_set": {"cores": 8}}),
+        json!({"quota_set": {"cores": -1}}),
+    ] {
+        let r = admin.put(&for_user, body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+    }
+    let r = admin
+        .put(
+            &format!("/compute/v2.1/os-quota-sets/{p}?user_id=nobody"),
+            json!({"quota_set": {"cores": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(admin.delete(&for_user).await.status, 202);
+    let r = member.client.get(&for_user).await;
+    assert_eq!(r.body["quota_set"]["key_pairs"], 5);
+    assert_eq!(r.body["quota_set"]["cores"], 7);
+    let r = admin
+        .put(&for_user, json!({"quota_set": {"cores": 2}}))
+        .await;
+    assert_eq!(r.status, 200);
+
+    // Reset to the defaults, the users' limits included.
     let r = admin
         .delete(&format!("/compute/v2.1/os-quota-sets/{p}"))
         .await;
@@ -1001,6 +1059,8 @@ async fn limits_and_quotas(api: &TestApi) {
         .client
         .get(&format!("/compute/v2.1/os-quota-sets/{p}"))
         .await;
+    assert_eq!(r.body["quota_set"]["cores"], 20);
+    let r = member.client.get(&for_user).await;
     assert_eq!(r.body["quota_set"]["cores"], 20);
     let r = member
         .client

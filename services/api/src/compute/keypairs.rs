@@ -138,9 +138,10 @@ pub async fn keypair_create(
         }
     };
     let user = target_user(&state, &ctx, &q).await?;
+    // Keypairs are counted per user, so the user's own limit applies.
     let limits = state
         .store()
-        .quota_limits(ctx.project_id()?, &state.config().quotas)
+        .quota_user_limits(ctx.project_id()?, &user, &state.config().quotas)
         .await?;
     let limit = limits.get("key_pairs").copied().unwrap_or(-1);
     let stored = state

@@ -1,10 +1,11 @@
 //! `/v2.1/os-quota-sets`: a project's compute quotas.
 //!
 //! Limits are the configured defaults (`[quotas]`) overridden per project
-//! by admins; `-1` means unlimited. Anyone may read the defaults, members
-//! their own project's quotas, admins any project's. Per-user quotas are
-//! not supported: `?user_id=` is accepted when reading (the project's
-//! quotas apply to every user) and refused when writing.
+//! by admins; `-1` means unlimited. Admins may also give one user of a
+//! project tighter limits with `?user_id=` (Nova's per-user quotas; the
+//! `key_pairs` limit is enforced per user, the others per project). Anyone
+//! may read the defaults, members their own project's quotas, admins any
+//! project's.
 
 use crate::auth::{Action, Ctx};
 use crate::compute::params::{self, MAX_INT};
@@ -47,6 +48,25 @@ pub async fn usage(
     Ok(used)
 }
 
+/// The limits a request is about: the project's, or with `?user_id=` that
+/// user's within it.
+async fn limits_for(
+    state: &AppState,
+    project: &ProjectId,
+    q: &QueryPairs,
+) -> ApiResult<BTreeMap<String, i64>> {
+    let defaults = &state.config().quotas;
+    Ok(match q.get("user_id") {
+        Some(u) => {
+            state
+                .store()
+                .quota_user_limits(project, &UserId::from_string(u), defaults)
+                .await?
+        }
+        None => state.store().quota_limits(project, defaults).await?,
+    })
+}
+
 /// Every quota resource with its value in `limits`, plus `id` when given.
 fn quota_set(limits: &BTreeMap<String, i64>, id: Option<&ProjectId>) -> Value {
     let mut set = Map::new();
@@ -65,41 +85,42 @@ fn quota_set(limits: &BTreeMap<String, i64>, id: Option<&ProjectId>) -> Value {
 /// Shows a project's quotas.
 #[utoipa::path(get, path = "/v2.1/os-quota-sets/{project_id}", tag = "compute",
     params(("project_id" = String, Path, description = "Project id"),
-           ("user_id" = Option<String>, Query, description = "Accepted; the project's quotas apply to every user")),
+           ("user_id" = Option<String>, Query, description = "One user's limits in the project")),
     responses((status = 200, description = "The quota set"), (status = 403, description = "Another project")))]
 pub async fn quota_set_show(
     State(state): State<AppState>,
     ctx: Ctx,
+    q: QueryPairs,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::QuotaRead)?;
     let project = ProjectId::from_string(project);
     check_project(&ctx, &project)?;
-    let limits = state
-        .store()
-        .quota_limits(&project, &state.config().quotas)
-        .await?;
+    let limits = limits_for(&state, &project, &q).await?;
     Ok(Json(quota_set(&limits, Some(&project))))
 }
 
 /// Shows a project's quotas with their use (`{"limit", "in_use",
 /// "reserved"}` per resource).
 #[utoipa::path(get, path = "/v2.1/os-quota-sets/{project_id}/detail", tag = "compute",
-    params(("project_id" = String, Path, description = "Project id")),
+    params(("project_id" = String, Path, description = "Project id"),
+           ("user_id" = Option<String>, Query, description = "One user's limits in the project")),
     responses((status = 200, description = "The quota set with usage"), (status = 403, description = "Another project")))]
 pub async fn quota_set_detail(
     State(state): State<AppState>,
     ctx: Ctx,
+    q: QueryPairs,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::QuotaRead)?;
     let project = ProjectId::from_string(project);
     check_project(&ctx, &project)?;
-    let limits = state
-        .store()
-        .quota_limits(&project, &state.config().quotas)
-        .await?;
-    let used = usage(&state, &project, ctx.user_id()).await?;
+    let limits = limits_for(&state, &project, &q).await?;
+    let user = q
+        .get("user_id")
+        .map(UserId::from_string)
+        .unwrap_or_else(|| ctx.user_id().clone());
+    let used = usage(&state, &project, &user).await?;
     let mut set = Map::new();
     set.insert("id".to_owned(), json!(project.as_str()));
     for r in QUOTA_RESOURCES {
@@ -139,11 +160,13 @@ pub async fn quota_set_defaults(
 /// Resources whose use we track, so a limit below it can be refused.
 const TRACKED: &[&str] = &["instances", "cores", "ram", "server_groups"];
 
-/// Changes a project's quotas (admin): integers >= -1, known resources
-/// only; all values are applied or none. Lowering a limit below the
-/// current use needs `"force": true`. Answers with the whole set.
+/// Changes a project's quotas, or with `?user_id=` one user's (admin):
+/// integers >= -1, known resources only; all values are applied or none.
+/// Lowering a project limit below the current use needs `"force": true`;
+/// a user's limit may not exceed the project's. Answers with the whole set.
 #[utoipa::path(put, path = "/v2.1/os-quota-sets/{project_id}", tag = "compute",
-    params(("project_id" = String, Path, description = "Project id")),
+    params(("project_id" = String, Path, description = "Project id"),
+           ("user_id" = Option<String>, Query, description = "Set one user's limits")),
     responses((status = 200, description = "The updated quota set"), (status = 400, description = "Bad value or key"),
               (status = 403, description = "Not an admin")))]
 pub async fn quota_set_update(
@@ -154,11 +177,6 @@ pub async fn quota_set_update(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::QuotaWrite)?;
-    if q.get("user_id").is_some() {
-        return Err(ApiError::bad_request(
-            "Per-user quotas are not supported: omit user_id to set the project's quotas.",
-        ));
-    }
     let set = params::wrapped(&body, "quota_set")?;
     let mut allowed: Vec<&str> = QUOTA_RESOURCES.to_vec();
     allowed.push("force");
@@ -184,7 +202,39 @@ pub async fn quota_set_update(
         }
         Err(e) => return Err(e.into()),
     }
-    if !force {
+    let user = match q.get("user_id") {
+        None => None,
+        Some(u) => {
+            let user = UserId::from_string(u);
+            match state.store().user_get(&user).await {
+                Ok(_) => Some(user),
+                Err(Error::NotFound { .. }) => {
+                    return Err(ApiError::bad_request(format!(
+                        "User ID {u} is not a valid user."
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if user.is_some() {
+        let project_limits = state
+            .store()
+            .quota_limits(&project, &state.config().quotas)
+            .await?;
+        for (resource, limit) in &changes {
+            let max = project_limits.get(resource).copied().unwrap_or(-1);
+            if max >= 0 && (*limit < 0 || *limit > max) {
+                return Err(params::invalid(
+                    &format!("quota_set.{resource}"),
+                    format!(
+                        "Quota limit {limit} for {resource} must be in the range of 0 and \
+                         {max}, the project's limit."
+                    ),
+                ));
+            }
+        }
+    } else if !force {
         let used = state.store().compute_usage(&project).await?;
         for (resource, limit) in changes
             .iter()
@@ -202,28 +252,37 @@ pub async fn quota_set_update(
             }
         }
     }
-    state.store().quota_set_many(&project, &changes).await?;
-    let limits = state
+    state
         .store()
-        .quota_limits(&project, &state.config().quotas)
+        .quota_set_many(&project, user.as_ref(), &changes)
         .await?;
+    let limits = limits_for(&state, &project, &q).await?;
     // Nova's update answer has no `id` (tempest's schema refuses it).
     Ok(Json(quota_set(&limits, None)))
 }
 
-/// Puts a project's quotas back to the defaults (admin).
+/// Puts a project's quotas back to the defaults, or with `?user_id=` one
+/// user's back to the project's (admin).
 #[utoipa::path(delete, path = "/v2.1/os-quota-sets/{project_id}", tag = "compute",
-    params(("project_id" = String, Path, description = "Project id")),
+    params(("project_id" = String, Path, description = "Project id"),
+           ("user_id" = Option<String>, Query, description = "Reset one user's limits")),
     responses((status = 202, description = "Reset to defaults"), (status = 403, description = "Not an admin")))]
 pub async fn quota_set_delete(
     State(state): State<AppState>,
     ctx: Ctx,
+    q: QueryPairs,
     Path(project): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::QuotaWrite)?;
-    state
-        .store()
-        .quota_reset(&ProjectId::from_string(project))
-        .await?;
+    let project = ProjectId::from_string(project);
+    match q.get("user_id") {
+        Some(u) => {
+            state
+                .store()
+                .quota_reset_user(&project, &UserId::from_string(u))
+                .await?
+        }
+        None => state.store().quota_reset(&project).await?,
+    }
     Ok(StatusCode::ACCEPTED)
 }
