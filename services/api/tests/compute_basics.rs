@@ -1144,3 +1144,18 @@ async fn availability_zones_sqlite() {
 async fn availability_zones_postgres() {
     availability_zones(&TestApi::start_on(Backend::Postgres).await).await;
 }
+
+#[test]
+fn the_openapi_document_lists_the_compute_routes() {
+    let doc: Value = serde_json::from_str(&cloud_api::openapi::openapi_json()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/compute/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
+        "/compute/v2.1/os-keypairs/{keypair_name}",
+        "/compute/v2.1/os-quota-sets/{project_id}/defaults",
+        "/compute/v2.1/os-availability-zone/detail",
+        "/compute/v2.1/limits",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+    }
+}
