@@ -1156,6 +1156,9 @@ fn the_openapi_document_lists_the_compute_routes() {
         "/compute/v2.1/os-availability-zone/detail",
         "/compute/v2.1/limits",
     ] {
-        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
     }
 }
