@@ -31,6 +31,7 @@ mod security_groups;
 mod server_addresses;
 mod server_groups;
 mod workflows;
+mod zones;
 
 pub use db::{Backend, Store};
 pub use flavors::FlavorFilter;
@@ -47,6 +48,7 @@ pub use quotas::QuotaUsage;
 pub use security_groups::NewRule;
 pub use server_addresses::ServerNic;
 pub use workflows::{Workflow, workflow_id};
+pub use zones::{INTERNAL_ZONE, ZoneMember};
 
 /// Which projects a query may see.
 #[derive(Clone, Debug, PartialEq, Eq)]

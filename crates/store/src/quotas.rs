@@ -1,9 +1,14 @@
-//! Quota limits: per-project overrides of the configured defaults.
+//! Quota limits: per-project overrides of the configured defaults, and
+//! per-user overrides of a project's limits.
+//!
+//! User overrides live in the same table as the project's, under the
+//! owner key `<project>/user/<user>` (project ids never contain `/`), so
+//! they need no schema of their own and a project reset removes them too.
 
 use crate::db::{Store, db_error};
 use crate::row::RowExt;
 use cloud_model::quota::QuotaDefaults;
-use cloud_model::{Error, ProjectId};
+use cloud_model::{Error, ProjectId, UserId};
 use std::collections::BTreeMap;
 
 /// A project's limit and use of one resource.
@@ -13,6 +18,11 @@ pub struct QuotaUsage {
     pub limit: i64,
     /// Current use.
     pub in_use: i64,
+}
+
+/// The owner key of a user's overrides in `quota_limits`.
+fn user_key(project: &ProjectId, user: &UserId) -> String {
+    format!("{}/user/{}", project.as_str(), user.as_str())
 }
 
 impl Store {
@@ -58,13 +68,86 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a project's overrides (back to defaults).
-    pub async fn quota_reset(&self, project: &ProjectId) -> Result<(), Error> {
+    /// Effective limits of `user` in `project`: the user's overrides over
+    /// the project's limits.
+    pub async fn quota_user_limits(
+        &self,
+        project: &ProjectId,
+        user: &UserId,
+        defaults: &QuotaDefaults,
+    ) -> Result<BTreeMap<String, i64>, Error> {
+        let mut limits = self.quota_limits(project, defaults).await?;
+        let rows =
+            sqlx::query("SELECT resource, hard_limit FROM quota_limits WHERE project_id = $1")
+                .bind(user_key(project, user))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        for r in &rows {
+            limits.insert(r.text("resource")?, r.int("hard_limit")?);
+        }
+        Ok(limits)
+    }
+
+    /// Sets several limits of a project (or, with `user`, of one user in
+    /// it) at once: all of them or, on error, none (an API update never
+    /// leaves half its values applied).
+    pub async fn quota_set_many(
+        &self,
+        project: &ProjectId,
+        user: Option<&UserId>,
+        limits: &BTreeMap<String, i64>,
+    ) -> Result<(), Error> {
+        let owner = match user {
+            Some(u) => user_key(project, u),
+            None => project.as_str().to_owned(),
+        };
+        let mut tx = self.begin().await?;
+        for (resource, limit) in limits {
+            sqlx::query(
+                "INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ($1, $2, $3) \
+                 ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+            )
+            .bind(&owner)
+            .bind(resource)
+            .bind(*limit)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Removes one user's overrides (back to the project's limits).
+    pub async fn quota_reset_user(&self, project: &ProjectId, user: &UserId) -> Result<(), Error> {
         sqlx::query("DELETE FROM quota_limits WHERE project_id = $1")
-            .bind(project.as_str())
+            .bind(user_key(project, user))
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Removes a project's overrides, its users' included (back to
+    /// defaults).
+    pub async fn quota_reset(&self, project: &ProjectId) -> Result<(), Error> {
+        // The project id is escaped so that it matches literally.
+        let escaped: String = project
+            .as_str()
+            .chars()
+            .flat_map(|c| match c {
+                '\\' | '%' | '_' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        sqlx::query(
+            "DELETE FROM quota_limits WHERE project_id = $1 OR project_id LIKE $2 ESCAPE '\\'",
+        )
+        .bind(project.as_str())
+        .bind(format!("{escaped}/user/%"))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 

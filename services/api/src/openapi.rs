@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, FaultKind, Service, render_faults};
 use crate::state::AppState;
-use axum::middleware::map_response;
+use axum::middleware::{from_fn, map_response};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -49,6 +49,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             "/compute",
             crate::compute::router()
                 .fallback(unknown_path)
+                .layer(from_fn(crate::compute::microversion::negotiate))
                 .layer(map_response(|r| render_faults(Service::Compute, r))),
         )
         .nest(

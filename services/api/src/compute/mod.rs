@@ -1,6 +1,22 @@
-//! Compute (Nova v2.1 subset), mounted at `/compute`.
+//! Compute (Nova v2.1 subset), mounted at `/compute`; the catalog points
+//! at `/compute/v2.1`.
+//!
+//! One file per resource. Every response carries the microversion headers
+//! and every fault is in Nova's format: both are layers put around this
+//! router where it is mounted (`crate::openapi::api_router`), so they also
+//! cover unknown paths. Handlers that render version-dependent shapes take
+//! a [`microversion::Microversion`] argument.
 
+pub mod availability_zones;
+pub mod flavor_access;
+pub mod flavor_extra_specs;
+pub mod flavors;
 pub mod hosts;
+pub mod keypairs;
+pub mod limits;
+pub mod microversion;
+pub mod params;
+pub mod quotas;
 pub mod server_actions;
 pub mod server_create;
 pub mod server_groups;
@@ -8,6 +24,9 @@ pub mod server_info;
 pub mod server_metadata;
 pub mod server_views;
 pub mod servers;
+pub mod ssh_keys;
+pub mod versions;
+pub mod views;
 
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -65,7 +84,38 @@ pub fn server_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hosts::service_delete))
 }
 
-/// Routes of the compute service, relative to its prefix.
+/// Routes of the compute service, relative to its prefix; one `.routes`
+/// per path.
 pub fn router() -> OpenApiRouter<AppState> {
-    server_routes()
+    OpenApiRouter::new()
+        .routes(routes!(versions::compute_versions))
+        .routes(routes!(versions::compute_v2))
+        .routes(routes!(versions::compute_v21))
+        .routes(routes!(flavors::flavor_list, flavors::flavor_create))
+        .routes(routes!(flavors::flavor_list_detail))
+        .routes(routes!(flavors::flavor_show, flavors::flavor_delete))
+        .routes(routes!(flavor_access::flavor_action))
+        .routes(routes!(flavor_access::flavor_access_list))
+        .routes(routes!(
+            flavor_extra_specs::flavor_extra_specs_list,
+            flavor_extra_specs::flavor_extra_specs_create
+        ))
+        .routes(routes!(
+            flavor_extra_specs::flavor_extra_spec_show,
+            flavor_extra_specs::flavor_extra_spec_update,
+            flavor_extra_specs::flavor_extra_spec_delete
+        ))
+        .routes(routes!(keypairs::keypair_list, keypairs::keypair_create))
+        .routes(routes!(keypairs::keypair_show, keypairs::keypair_delete))
+        .routes(routes!(limits::limits_show))
+        .routes(routes!(
+            quotas::quota_set_show,
+            quotas::quota_set_update,
+            quotas::quota_set_delete
+        ))
+        .routes(routes!(quotas::quota_set_defaults))
+        .routes(routes!(quotas::quota_set_detail))
+        .routes(routes!(availability_zones::availability_zone_list))
+        .routes(routes!(availability_zones::availability_zone_detail))
+        .merge(server_routes())
 }
