@@ -20,6 +20,8 @@ pub struct Libvirt {
 impl Libvirt {
     /// Connects to `uri` (e.g. `qemu:///system`).
     pub async fn open(uri: &str) -> anyhow::Result<Self> {
+        // Errors are returned to us; libvirt must not also print them.
+        virt::error::clear_error_callback();
         let owned = uri.to_string();
         let conn = tokio::task::spawn_blocking(move || Connect::open(Some(&owned)))
             .await

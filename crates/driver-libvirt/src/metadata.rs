@@ -51,19 +51,22 @@ impl InstanceMetadata {
             .child(leaf("image", &self.image_id))
     }
 
-    /// Parses the element as libvirt returns it (it may choose another
-    /// prefix, so children are matched by namespace and local name).
+    /// Parses the element as written in the domain XML (any prefix bound
+    /// to [`NAMESPACE`]) or as `virDomainGetMetadata` returns it (looked up
+    /// by namespace, so returned without one).
     pub fn parse(xml: &str) -> Option<Self> {
         let doc = roxmltree::Document::parse(xml).ok()?;
         let root = doc.root_element();
-        if root.tag_name().namespace() != Some(NAMESPACE) || root.tag_name().name() != "instance" {
+        let ours = |n: &roxmltree::Node<'_, '_>, name: &str| {
+            n.tag_name().name() == name
+                && matches!(n.tag_name().namespace(), None | Some(NAMESPACE))
+        };
+        if !ours(&root, "instance") {
             return None;
         }
         let text = |name: &str| {
             root.children()
-                .find(|n| {
-                    n.tag_name().name() == name && n.tag_name().namespace() == Some(NAMESPACE)
-                })
+                .find(|n| ours(n, name))
                 .map(|n| n.text().unwrap_or_default().to_string())
         };
         Some(InstanceMetadata {
@@ -94,7 +97,12 @@ mod tests {
         let other_prefix = xml
             .replace("cloud:", "x:")
             .replace("xmlns:cloud", "xmlns:x");
-        assert_eq!(InstanceMetadata::parse(&other_prefix), Some(m));
+        assert_eq!(InstanceMetadata::parse(&other_prefix), Some(m.clone()));
+        // virDomainGetMetadata strips the namespace it was asked for.
+        let stripped = xml
+            .replace("cloud:", "")
+            .replace(&format!(" xmlns:cloud=\"{NAMESPACE}\""), "");
+        assert_eq!(InstanceMetadata::parse(&stripped), Some(m));
         let foreign = "<nova:instance xmlns:nova=\"http://openstack.org/xmlns/libvirt/nova/1.1\"/>";
         assert_eq!(InstanceMetadata::parse(foreign), None);
     }
