@@ -59,6 +59,10 @@ const BOOT_SECTOR_MARKER: &str = "L-OK";
 /// What a Linux kernel prints first on the serial console.
 const KERNEL_MARKER: &str = "Linux version";
 
+/// How long a kernel gets to print its banner under KVM (it takes well
+/// under a second there, and about 4 s even under TCG).
+const KERNEL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The probe's verdict, cached on disk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeResult {
@@ -120,13 +124,13 @@ async fn probe(emulator: &Path, kvm_offered: bool) -> (VirtType, String) {
         Err(e) => return qemu(format!("cannot run the KVM probe: {e:#}")),
     }
     if let Some(kernel) = find_kernel() {
-        return match kernel_runs(emulator, "kvm", &kernel, Duration::from_secs(15)).await {
+        return match kernel_runs(emulator, "kvm", &kernel, KERNEL_TIMEOUT).await {
             Ok(true) => (
                 VirtType::Kvm,
                 format!("{} boots under KVM", kernel.display()),
             ),
             Ok(false) => qemu(format!(
-                "{} printed nothing under KVM within 15 s ({})",
+                "{} printed nothing under KVM within {KERNEL_TIMEOUT:?} ({})",
                 kernel.display(),
                 kvm_module()
             )),

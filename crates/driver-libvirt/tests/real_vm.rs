@@ -196,7 +196,11 @@ fn domain_exists(id: InstanceId) -> bool {
 struct Env {
     _tmp: tempfile::TempDir,
     driver: Arc<LibvirtDriver>,
+    /// The bootable disk.
     image: ImageSpec,
+    /// The guest's kernel (AKI) and initramfs (ARI) image ids.
+    kernel_id: String,
+    ramdisk_id: String,
 }
 
 async fn env() -> Env {
@@ -215,15 +219,25 @@ async fn env() -> Env {
     .await
     .unwrap();
     let image_id = uuid::Uuid::new_v4().to_string();
+    let kernel_id = uuid::Uuid::new_v4().to_string();
+    let ramdisk_id = uuid::Uuid::new_v4().to_string();
     let image = image_spec(&image_id, &qcow2, "qcow2");
     let fetcher = FileFetcher {
-        files: HashMap::from([(image_id, qcow2)]),
+        files: HashMap::from([
+            (image_id, qcow2),
+            (kernel_id.clone(), out.join("testguest-vmlinuz")),
+            (ramdisk_id.clone(), out.join("testguest-initrd.img")),
+        ]),
     };
+    // The state directory is shared by the tests (and runs) so the
+    // virt-type probe, cached there per host boot, runs once; bridges are
+    // per network and networks are random, so tests do not collide.
+    let state_path = std::env::temp_dir().join("cloud-driver-libvirt-tests");
     let config = LibvirtConfig {
         virt_type: VirtTypeSetting::Auto,
         instances_path: tmp.path().join("instances"),
         image_cache_path: tmp.path().join("images"),
-        state_path: tmp.path().join("state"),
+        state_path,
         shutdown_timeout_secs: 60,
         ..LibvirtConfig::default()
     };
@@ -239,6 +253,8 @@ async fn env() -> Env {
         _tmp: tmp,
         driver: Arc::new(driver),
         image,
+        kernel_id,
+        ramdisk_id,
     }
 }
 
@@ -350,4 +366,55 @@ async fn boots_the_test_guest_with_network_config_drive_and_power_ops() {
         assert_eq!(drv.cached_images().len(), 1);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_a_kernel_and_ramdisk_directly() {
+    let env = env().await;
+    let drv = env.driver.clone();
+    let mut image = env.image.clone();
+    image
+        .properties
+        .insert("kernel_id".into(), env.kernel_id.clone());
+    image
+        .properties
+        .insert("ramdisk_id".into(), env.ramdisk_id.clone());
+    let (mut spec, _) = spec(image);
+    // No NIC: nothing to wait for DHCP on.
+    spec.nics.clear();
+    spec.flavor.ram_mb = 192;
+    let id = spec.id;
+    with_cleanup(&env.driver, id, async move {
+        let started = Instant::now();
+        drv.spawn(&spec).await.unwrap();
+        let console = wait_for(&drv, id, "READY", 1).await;
+        eprintln!("direct kernel boot to READY: {:.1?}", started.elapsed());
+        // Nova's default command line, since the image sets none.
+        assert_eq!(
+            value(&console, "CMDLINE"),
+            "root=/dev/vda console=tty0 console=ttyS0"
+        );
+        assert_eq!(value(&console, "RAM_MB"), "192");
+        assert_eq!(value(&console, "UUID"), id.to_string());
+        assert_eq!(value(&console, "IP"), "none");
+        assert!(drv.instance_path(id).join("kernel").is_file());
+        let mut cached = drv.cached_images();
+        cached.sort();
+        let mut want = env_ids(&spec);
+        want.push(spec.image.id.clone());
+        want.sort();
+        assert_eq!(cached, want);
+        drv.destroy(id).await.unwrap();
+        assert!(!domain_exists(id));
+        assert!(!drv.instance_path(id).exists());
+    })
+    .await;
+}
+
+/// The kernel and ramdisk ids a spec's image points at.
+fn env_ids(spec: &VmSpec) -> Vec<String> {
+    ["kernel_id", "ramdisk_id"]
+        .iter()
+        .map(|k| spec.image.properties[*k].clone())
+        .collect()
 }
