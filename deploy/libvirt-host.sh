@@ -17,7 +17,7 @@ say() { echo "libvirt-host: $*"; }
 PACKAGES=(
     qemu-system-x86 qemu-utils
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-    genisoimage dnsmasq-base bridge-utils iproute2 pkg-config procps
+    genisoimage dnsmasq-base bridge-utils iproute2 pkg-config procps libxml2-utils
 )
 
 missing=()

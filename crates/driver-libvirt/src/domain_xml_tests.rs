@@ -20,6 +20,26 @@ fn ctx(nics: usize) -> BuildContext {
     }
 }
 
+/// Renders `def`, checks it against libvirt's RNG schema
+/// (`virt-xml-validate`), and returns the XML.
+fn valid_xml(def: &DomainDef) -> String {
+    let xml = def.to_xml();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &xml).unwrap();
+    let out = std::process::Command::new("virt-xml-validate")
+        .arg(file.path())
+        .arg("domain")
+        .output()
+        .expect("virt-xml-validate (libvirt-clients + libxml2-utils) must be installed");
+    assert!(
+        out.status.success(),
+        "libvirt rejects the domain XML: {}{}\n{xml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    xml
+}
+
 fn find<'a>(doc: &'a Document, path: &str) -> Node<'a, 'a> {
     find_all(doc, path)
         .into_iter()
@@ -53,7 +73,7 @@ fn text<'a>(doc: &'a Document, path: &str) -> &'a str {
 #[test]
 fn plain_flavor() {
     let s = spec();
-    let xml = DomainDef::from_spec(&s, &ctx(1)).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &ctx(1)));
     let doc = Document::parse(&xml).unwrap();
     let d = doc.root_element();
     assert_eq!(d.attribute("type"), Some("qemu"));
@@ -154,7 +174,7 @@ fn numa_nodes_2_without_pinning() {
             .collect(),
         page_size_kb: None,
     });
-    let xml = DomainDef::from_spec(&s, &ctx(1)).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &ctx(1)));
     let doc = Document::parse(&xml).unwrap();
     let cells = find_all(&doc, "domain/cpu/numa/cell");
     assert_eq!(cells.len(), 2);
@@ -196,7 +216,7 @@ fn dedicated_cpus_are_pinned() {
         }],
         page_size_kb: None,
     });
-    let xml = DomainDef::from_spec(&s, &ctx(1)).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &ctx(1)));
     let doc = Document::parse(&xml).unwrap();
     let pins = find_all(&doc, "domain/cputune/vcpupin");
     let pins: Vec<_> = pins
@@ -231,7 +251,7 @@ fn hugepages_back_every_guest_cell() {
             .collect(),
         page_size_kb: Some(2048),
     });
-    let xml = DomainDef::from_spec(&s, &ctx(1)).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &ctx(1)));
     let doc = Document::parse(&xml).unwrap();
     let page = find(&doc, "domain/memoryBacking/hugepages/page");
     assert_eq!(page.attribute("size"), Some("2048"));
@@ -243,7 +263,7 @@ fn hugepages_back_every_guest_cell() {
 
     // 4 KiB pages are the normal ones: no memory backing.
     s.numa.as_mut().unwrap().page_size_kb = Some(4);
-    let xml = DomainDef::from_spec(&s, &ctx(1)).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &ctx(1)));
     let doc = Document::parse(&xml).unwrap();
     assert!(find_all(&doc, "domain/memoryBacking").is_empty());
 }
@@ -253,7 +273,7 @@ fn kernel_boot_uses_the_image_command_line_or_novas_default() {
     let mut s = spec();
     let mut c = ctx(1);
     c.kernel = Some(("/i/x/kernel".into(), Some("/i/x/ramdisk".into())));
-    let xml = DomainDef::from_spec(&s, &c).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &c));
     let doc = Document::parse(&xml).unwrap();
     assert_eq!(text(&doc, "domain/os/kernel"), "/i/x/kernel");
     assert_eq!(text(&doc, "domain/os/initrd"), "/i/x/ramdisk");
@@ -263,7 +283,7 @@ fn kernel_boot_uses_the_image_command_line_or_novas_default() {
     s.image
         .properties
         .insert("os_command_line".into(), "console=ttyS0 a=<b>&c".into());
-    let xml = DomainDef::from_spec(&s, &c).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &c));
     let doc = Document::parse(&xml).unwrap();
     assert_eq!(text(&doc, "domain/os/cmdline"), "console=ttyS0 a=<b>&c");
 }
@@ -272,7 +292,7 @@ fn kernel_boot_uses_the_image_command_line_or_novas_default() {
 fn two_nics_in_order() {
     let mut s = spec();
     s.nics.push(nic(1));
-    let xml = DomainDef::from_spec(&s, &ctx(2)).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &ctx(2)));
     let doc = Document::parse(&xml).unwrap();
     let nics = find_all(&doc, "domain/devices/interface");
     assert_eq!(nics.len(), 2);
@@ -303,7 +323,7 @@ fn kvm_gets_host_model_and_flavor_topology() {
     let mut c = ctx(1);
     c.virt_type = VirtType::Kvm;
     c.cpu_mode = CpuMode::HostModel;
-    let xml = DomainDef::from_spec(&s, &c).to_xml();
+    let xml = valid_xml(&DomainDef::from_spec(&s, &c));
     let doc = Document::parse(&xml).unwrap();
     assert_eq!(doc.root_element().attribute("type"), Some("kvm"));
     assert_eq!(

@@ -19,6 +19,7 @@ mod config_drive;
 mod connection;
 mod dhcp;
 mod disks;
+mod domain_build;
 pub mod domain_xml;
 mod host;
 mod image_cache;

@@ -4,7 +4,7 @@
 
 use crate::LibvirtDriver;
 use crate::config_drive;
-use crate::connection::lookup;
+use crate::connection::{is, lookup};
 use crate::disks;
 use crate::domain_xml::{BuildContext, DomainDef};
 use crate::image_cache::CacheError;
@@ -13,6 +13,7 @@ use anyhow::Context;
 use cloud_driver::{DriverError, Op, VmSpec};
 use cloud_model::InstanceId;
 use std::path::{Path, PathBuf};
+use virt::error::ErrorNumber;
 use virt::sys;
 
 const GIB: u64 = 1 << 30;
@@ -193,7 +194,11 @@ pub async fn destroy(drv: &LibvirtDriver, id: InstanceId) -> Result<(), DriverEr
                 return Ok(());
             };
             if d.is_active()? {
-                d.destroy()?;
+                match d.destroy() {
+                    // Stopped on its own meanwhile.
+                    Err(e) if is(&e, ErrorNumber::OperationInvalid) => {}
+                    other => other?,
+                }
             }
             d.undefine_flags(
                 sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE

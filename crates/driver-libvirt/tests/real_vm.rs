@@ -418,3 +418,50 @@ fn env_ids(spec: &VmSpec) -> Vec<String> {
         .map(|k| spec.image.properties[*k].clone())
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_a_numa_pinned_guest() {
+    let env = env().await;
+    let drv = env.driver.clone();
+    let (mut spec, _) = spec(env.image.clone());
+    spec.nics.clear();
+    spec.flavor.vcpus = 2;
+    spec.flavor.ram_mb = 256;
+    spec.flavor
+        .extra_specs
+        .insert("hw:cpu_policy".into(), "dedicated".into());
+    // Two guest cells on host cell 0, each vCPU pinned to a host CPU.
+    spec.numa = Some(cloud_driver::NumaPlacement {
+        cells: (0..2)
+            .map(|i| cloud_driver::NumaCellPlacement {
+                guest_cell: i,
+                host_cell: 0,
+                guest_cpus: vec![i],
+                host_cpus: vec![i % 2],
+                memory_mb: 128,
+            })
+            .collect(),
+        page_size_kb: None,
+    });
+    let id = spec.id;
+    with_cleanup(&env.driver, id, async move {
+        drv.spawn(&spec).await.unwrap();
+        let console = wait_for(&drv, id, "READY", 1).await;
+        assert_eq!(value(&console, "CPUS"), "2");
+        assert_eq!(value(&console, "RAM_MB"), "256");
+        // libvirt applied the pinning and the guest cells.
+        let live = virt::connect::Connect::open(Some("qemu:///system"))
+            .unwrap()
+            .lookup_domain_by_uuid_string(&id.to_string())
+            .unwrap()
+            .xml_desc(0)
+            .unwrap();
+        assert!(live.contains("<vcpupin vcpu='1' cpuset='1'/>"), "{live}");
+        assert!(
+            live.contains("<cell id='1' cpus='1' memory='131072' unit='KiB'/>"),
+            "{live}"
+        );
+        drv.destroy(id).await.unwrap();
+    })
+    .await;
+}
