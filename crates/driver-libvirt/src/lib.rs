@@ -1,0 +1,262 @@
+//! The libvirt hypervisor driver: real QEMU guests (KVM, or TCG where KVM
+//! cannot run guests) through libvirt.
+//!
+//! One [`LibvirtDriver`] per compute host. For each instance it keeps a
+//! directory under `instances_path` (qcow2 overlay over a cached base
+//! image, config drive ISO, console log, `instance.json`), a persistent
+//! libvirt domain named `instance-<uuid>` carrying our metadata element,
+//! and one port on a Linux bridge per NIC with a static DHCP lease.
+//! Every operation is idempotent, as the [`Driver`] contract asks.
+//!
+//! Modules: [`config`] (TOML), [`domain_xml`] (typed domain definition),
+//! `image_cache` + `disks` (base images, overlays), `config_drive`,
+//! `network` + `dhcp` (bridges, dnsmasq), `power` (Nova's power
+//! semantics), `probe` (`virt_type = "auto"`), `host` (inventory).
+
+mod cmd;
+pub mod config;
+mod config_drive;
+mod connection;
+mod dhcp;
+mod disks;
+mod domain_build;
+pub mod domain_xml;
+mod host;
+mod image_cache;
+mod instance_dir;
+mod locks;
+pub mod metadata;
+pub mod network;
+mod power;
+mod probe;
+mod spawn;
+mod verify;
+mod xml;
+
+#[cfg(test)]
+mod testutil;
+
+pub use config::{CpuMode, LibvirtConfig, VirtType, VirtTypeSetting};
+pub use image_cache::CacheError;
+
+use async_trait::async_trait;
+use cloud_driver::{
+    Driver, DriverError, HostResources, ImageFetcher, Op, RebootKind, VmInfo, VmSpec,
+};
+use cloud_model::InstanceId;
+use connection::Libvirt;
+use image_cache::ImageCache;
+use instance_dir::InstanceDir;
+use locks::KeyedLocks;
+use network::Networking;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The driver for one compute host.
+pub struct LibvirtDriver {
+    config: LibvirtConfig,
+    virt: Arc<Libvirt>,
+    virt_type: VirtType,
+    /// Why `virt_type` was chosen (probe result or configuration).
+    virt_type_reason: String,
+    cpu_mode: CpuMode,
+    images: ImageCache,
+    network: Networking,
+    /// One operation at a time per instance.
+    locks: KeyedLocks<InstanceId>,
+}
+
+/// The id used in errors of host-wide operations.
+fn host_id() -> InstanceId {
+    InstanceId::from_uuid(uuid::Uuid::nil())
+}
+
+impl LibvirtDriver {
+    /// Connects to libvirt, creates the driver's directories and settles
+    /// the virt type (probing once when it is `auto`).
+    pub async fn new(
+        config: LibvirtConfig,
+        fetcher: Arc<dyn ImageFetcher>,
+    ) -> Result<Self, DriverError> {
+        let fail = |e: anyhow::Error| DriverError::backend(Op::HostResources, host_id(), e);
+        let virt = Arc::new(Libvirt::open(&config.uri).await.map_err(fail)?);
+        for dir in [
+            &config.instances_path,
+            &config.image_cache_path,
+            &config.state_path,
+        ] {
+            create_traversable_dir(dir).map_err(fail)?;
+        }
+        let caps_xml = virt.run(|c| c.capabilities()).await.map_err(fail)?;
+        let caps = host::parse_capabilities(&caps_xml).map_err(fail)?;
+        let (virt_type, virt_type_reason) = match config.virt_type {
+            VirtTypeSetting::Kvm => (VirtType::Kvm, "configured".to_string()),
+            VirtTypeSetting::Qemu => (VirtType::Qemu, "configured".to_string()),
+            VirtTypeSetting::Auto => {
+                let emulator = caps
+                    .emulator
+                    .clone()
+                    .unwrap_or_else(|| "qemu-system-x86_64".into());
+                let r = probe::detect(&config.state_path, &emulator, caps.kvm_offered).await;
+                (r.virt_type, r.reason)
+            }
+        };
+        tracing::info!(
+            virt_type = virt_type.as_str(),
+            reason = %virt_type_reason,
+            uri = %config.uri,
+            "libvirt driver ready"
+        );
+        Ok(LibvirtDriver {
+            cpu_mode: config.cpu_mode.unwrap_or(CpuMode::default_for(virt_type)),
+            images: ImageCache::new(config.image_cache_path.clone(), fetcher),
+            network: Networking::new(&config.state_path),
+            virt,
+            virt_type,
+            virt_type_reason,
+            locks: KeyedLocks::default(),
+            config,
+        })
+    }
+
+    /// The virt type in use (`kvm` or `qemu`).
+    pub fn virt_type(&self) -> VirtType {
+        self.virt_type
+    }
+
+    /// Why that virt type was chosen.
+    pub fn virt_type_reason(&self) -> &str {
+        &self.virt_type_reason
+    }
+
+    /// The configuration the driver runs with.
+    pub fn config(&self) -> &LibvirtConfig {
+        &self.config
+    }
+
+    /// Our domains whose instance is not in `known`: after a restart, the
+    /// compute agent compares them with its records and removes leftovers.
+    pub async fn orphans(&self, known: &[InstanceId]) -> Result<Vec<VmInfo>, DriverError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|vm| !known.contains(&vm.id))
+            .collect())
+    }
+
+    /// Removes cached base images no instance on this host uses and that
+    /// were unused for `image_cache_max_unused_age_secs`. Returns their ids.
+    pub async fn cleanup_unused_images(&self) -> Result<Vec<String>, DriverError> {
+        let in_use = instance_dir::images_in_use(&self.config.instances_path);
+        let max_age = Duration::from_secs(self.config.image_cache_max_unused_age_secs);
+        self.images
+            .cleanup_unused(max_age, &in_use)
+            .await
+            .map_err(|e| DriverError::backend(Op::HostResources, host_id(), e))
+    }
+
+    /// Image ids in the local cache.
+    pub fn cached_images(&self) -> Vec<String> {
+        self.images.cached_ids()
+    }
+
+    /// The directory holding instance `id`'s disk, config drive and log.
+    pub fn instance_path(&self, id: InstanceId) -> std::path::PathBuf {
+        self.dir(id).path().to_path_buf()
+    }
+
+    fn dir(&self, id: InstanceId) -> InstanceDir {
+        InstanceDir::new(&self.config.instances_path, id)
+    }
+}
+
+/// Creates `dir` (and parents) so QEMU, running as another user, can
+/// reach files below it.
+fn create_traversable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o011 != 0o011 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711))
+            .with_context(|| format!("cannot make {} traversable", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Driver for LibvirtDriver {
+    fn kind(&self) -> &'static str {
+        "libvirt"
+    }
+
+    async fn host_resources(&self) -> Result<HostResources, DriverError> {
+        let fail = |e: anyhow::Error| DriverError::backend(Op::HostResources, host_id(), e);
+        let (caps_xml, node, version) = self
+            .virt
+            .run(|c| Ok((c.capabilities()?, c.node_info()?, c.hyp_version()?)))
+            .await
+            .map_err(fail)?;
+        let caps = host::parse_capabilities(&caps_xml).map_err(fail)?;
+        let memory_mb = node.memory / 1024;
+        let disk_gb = host::disk_total_gb(&self.config.instances_path).map_err(fail)?;
+        Ok(HostResources {
+            vcpus: node.cpus.saturating_sub(self.config.reserved_host_cpus),
+            memory_mb: memory_mb.saturating_sub(self.config.reserved_host_memory_mb),
+            disk_gb: disk_gb.saturating_sub(self.config.reserved_host_disk_gb),
+            numa_cells: host::cells_or_single(caps.cells, node.cpus, memory_mb),
+            hypervisor_type: self.virt_type.hypervisor_type().to_string(),
+            hypervisor_version: u64::from(version),
+            cpu_arch: caps.arch,
+        })
+    }
+
+    async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&spec.id).await;
+        spawn::spawn(self, spec).await
+    }
+
+    async fn destroy(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        spawn::destroy(self, id).await
+    }
+
+    async fn power_on(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        power::power_on(self, id).await
+    }
+
+    async fn power_off(&self, id: InstanceId, timeout: Duration) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        power::power_off(self, id, timeout, Op::PowerOff).await
+    }
+
+    async fn reboot(&self, id: InstanceId, kind: RebootKind) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        power::reboot(self, id, kind).await
+    }
+
+    async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
+        power::info(self, id).await
+    }
+
+    async fn list(&self) -> Result<Vec<VmInfo>, DriverError> {
+        power::list(self).await
+    }
+
+    async fn console_output(
+        &self,
+        id: InstanceId,
+        max_bytes: usize,
+    ) -> Result<String, DriverError> {
+        let dir = self.dir(id);
+        if !dir.exists() {
+            // No directory: either no such VM, or one we did not build.
+            power::info(self, id).await?;
+            return Ok(String::new());
+        }
+        dir.console_tail(max_bytes)
+            .map_err(|e| DriverError::backend(Op::Console, id, e))
+    }
+}
