@@ -161,6 +161,7 @@ impl Scheduler {
             Some(g) => {
                 let grp = self.store.server_group_get(g, &Scope::All).await?;
                 Some(GroupSpec {
+                    id: g,
                     policy: match grp.policy {
                         ModelPolicy::Affinity => GroupPolicy::Affinity,
                         ModelPolicy::AntiAffinity => GroupPolicy::AntiAffinity,
@@ -181,6 +182,8 @@ impl Scheduler {
             availability_zone: Some(inst.availability_zone.clone()).filter(|z| z != "nova"),
             group,
             ignore_hosts: ignore_hosts.to_vec(),
+            num_instances: 1,
+            seed: instance_id.as_uuid().as_u64_pair().0,
         };
         let want = num_alternates as usize + 1;
         for round in 0..self.config.claim_rounds.max(1) {
