@@ -16,6 +16,7 @@ mod actions;
 mod db;
 mod flavors;
 mod hosts;
+mod idempotency;
 mod identity;
 mod images;
 mod instance_create;
@@ -38,6 +39,7 @@ pub use flavors::FlavorFilter;
 pub use hosts::{
     ComputeNode, HostReport, InventoryState, Prefilter, RESOURCE_CLASSES, ServiceRecord,
 };
+pub use idempotency::IdempotencyClaim;
 pub use identity::NewUser;
 pub use images::{ImageFilter, ImageUpload};
 pub use instances::{InstanceFilter, StateUpdate};

@@ -16,6 +16,7 @@ pub mod compute;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod identity;
 pub mod image;
 pub mod network;

@@ -42,6 +42,10 @@ pub fn app(state: AppState) -> Router {
                 )
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::idempotency,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(from_fn(request_id))
         .with_state(state)
