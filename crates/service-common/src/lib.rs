@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{LoadError, load_config};
+pub use config::{LoadError, load_config, parse_config};
 pub use shutdown::shutdown_signal;
 
 /// This machine's host name (for service records and default agent names).
