@@ -1,6 +1,7 @@
 //! What every service binary shares: typed TOML configuration loading,
 //! tracing initialisation, and the shutdown signal.
 
+pub mod bus;
 pub mod config;
 pub mod metrics;
 pub mod shutdown;
