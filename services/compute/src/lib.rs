@@ -279,7 +279,7 @@ impl Agent {
 
     async fn dispatch(&self, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, host = %self.config.host);
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, host = %self.config.host, traceparent = d.envelope.traceparent.as_deref().unwrap_or(""));
         async {
             let msg: ComputeMsg = match cloud_rpc::decode(&d.envelope) {
                 Ok(m) => m,

@@ -153,8 +153,7 @@ impl Conductor {
 
     async fn dispatch(self: &Arc<Self>, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span =
-            tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, traceparent = d.envelope.traceparent.as_deref().unwrap_or(""));
         async {
             let msg: ConductorMsg = match cloud_rpc::decode(&d.envelope) {
                 Ok(m) => m,

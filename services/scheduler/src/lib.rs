@@ -112,8 +112,7 @@ impl Scheduler {
 
     async fn dispatch(&self, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span =
-            tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, traceparent = d.envelope.traceparent.as_deref().unwrap_or(""));
         async {
             let reply = match cloud_rpc::decode::<SchedulerMsg>(&d.envelope) {
                 Ok(SchedulerMsg::SelectDestinations {
