@@ -60,7 +60,7 @@ impl Filters {
     pub fn matches(&self, view: &Value) -> bool {
         self.0.iter().all(|(key, wanted)| match view.get(key) {
             None => true,
-            Some(actual) => wanted.iter().any(|w| value_matches(key, actual, w)),
+            Some(actual) => wanted.iter().any(|w| value_matches(actual, w)),
         })
     }
 
@@ -71,7 +71,7 @@ impl Filters {
 }
 
 /// Whether one attribute value matches one filter value.
-fn value_matches(key: &str, actual: &Value, wanted: &str) -> bool {
+fn value_matches(actual: &Value, wanted: &str) -> bool {
     match actual {
         Value::Null => wanted.is_empty() || wanted == "None" || wanted == "null",
         Value::Bool(b) => parse_bool(wanted) == Some(*b),
@@ -82,10 +82,10 @@ fn value_matches(key: &str, actual: &Value, wanted: &str) -> bool {
         // `fixed_ips=ip_address=X` / `fixed_ips=subnet_id=Y` form.
         Value::Array(items) => items.iter().any(|item| match item {
             Value::Object(_) => match wanted.split_once('=') {
-                Some((k, v)) => item.get(k).is_some_and(|a| value_matches(k, a, v)),
+                Some((k, v)) => item.get(k).is_some_and(|a| value_matches(a, v)),
                 None => false,
             },
-            other => value_matches(key, other, wanted),
+            other => value_matches(other, wanted),
         }),
         Value::Object(_) => false,
     }
