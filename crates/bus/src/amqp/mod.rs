@@ -8,7 +8,9 @@
 //! * `<prefix>.reply.<uuid>`: this bus's exclusive reply queue; calls carry
 //!   it as `reply_to` with a `correlation_id`.
 //! * `<prefix>.fanout.<topic>`: a fanout exchange per broadcast topic; each
-//!   subscriber binds its own exclusive auto-delete queue.
+//!   subscriber binds its own exclusive auto-delete queue (re-created on
+//!   reconnection: broadcasts sent while a subscriber reconnects are lost,
+//!   which suits notifications).
 //!
 //! Reconnection is ours (see `link.rs`): a supervisor task re-establishes
 //! the connection with backoff, publishers wait for it (bounded by
