@@ -6,14 +6,13 @@
 //! message saying how to get the driver, rather than calling the key
 //! unknown.
 
-use anyhow::Context;
 use cloud_driver::{Driver, ImageFetcher};
 use cloud_driver_fake::{FakeConfig, FakeDriver};
 use serde::Deserialize;
 use std::sync::Arc;
 
 #[cfg(feature = "libvirt")]
-pub use cloud_driver_libvirt::{LibvirtConfig, LibvirtDriver};
+pub use cloud_driver_libvirt::{LibvirtConfig, LibvirtDriver, unreachable_by_qemu};
 
 /// The `[driver]` section, tagged by `kind`.
 #[derive(Debug, Deserialize)]
@@ -57,10 +56,12 @@ pub async fn build_driver(
         #[cfg(feature = "libvirt")]
         DriverConfig::Libvirt(c) => {
             let uri = c.uri.clone();
-            let driver = LibvirtDriver::new(c, fetcher)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.full_message()))
-                .with_context(|| format!("cannot start the libvirt driver on {uri}"))?;
+            let driver = LibvirtDriver::new(c, fetcher).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot start the libvirt driver on {uri}: {}",
+                    e.full_message()
+                )
+            })?;
             Ok(Arc::new(driver))
         }
         #[cfg(not(feature = "libvirt"))]
