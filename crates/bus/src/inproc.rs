@@ -135,11 +135,16 @@ impl Bus for InProcBus {
         tokio::spawn(async move {
             loop {
                 // Take the next message only when our consumer has room,
-                // so competing consumers share the queue.
+                // so competing consumers share the queue; stop waiting as
+                // soon as the consumer is dropped so that no message is
+                // taken for it afterwards.
                 let Ok(permit) = out_tx.reserve().await else {
                     return;
                 };
-                let item = rx.lock().await.recv().await;
+                let item = tokio::select! {
+                    item = async { rx.lock().await.recv().await } => item,
+                    _ = out_tx.closed() => return,
+                };
                 let Some((env, reply)) = item else { return };
                 let expects_reply = reply.is_some();
                 permit.send(Delivery::new(
