@@ -149,6 +149,7 @@ async fn plain_boot(base: &Path, work: &Path, i: usize) -> f64 {
         .args(["--hostname", "plain", "--name", "plain"])
         .arg(&cd)
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(status.success(), "make-config-drive.sh failed");
