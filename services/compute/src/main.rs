@@ -7,13 +7,11 @@
 //! Secrets may come from the environment instead of the file:
 //! `CLOUD_AMQP_URL` and `CLOUD_COMPUTE_PASSWORD`.
 
-use anyhow::Context;
 use clap::Parser;
-use cloud_bus::Bus;
 use cloud_compute::driver_config::NoImages;
 use cloud_compute::{Agent, FileConfig, HttpImageFetcher, build_driver};
 use cloud_driver::ImageFetcher;
-use cloud_service_common::config::{BusConfig, error_chain};
+use cloud_service_common::config::error_chain;
 use cloud_service_common::telemetry::init_tracing;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,20 +29,6 @@ struct Args {
     config: PathBuf,
 }
 
-/// Connects to the message bus described by `[bus]`.
-///
-/// LEAD: fill in with the AMQP bus from `crates/bus` (`AmqpBus`) once it is
-/// on main, e.g. `AmqpBus::connect(&url, &config.prefix).await`. Until then
-/// the agent cannot run as its own process (the all-in-one binary and the
-/// tests run it over the in-process bus).
-async fn connect_bus(config: &BusConfig) -> anyhow::Result<Arc<dyn Bus>> {
-    let url = config
-        .url()
-        .context("[bus] has no amqp_url and CLOUD_AMQP_URL is not set")?;
-    let _ = (url, &config.prefix);
-    anyhow::bail!("the AMQP bus is not built into this binary yet")
-}
-
 async fn run(config: FileConfig) -> anyhow::Result<()> {
     let fetcher: Arc<dyn ImageFetcher> = match &config.image_api {
         Some(c) => Arc::new(HttpImageFetcher::new(c.clone())?),
@@ -57,7 +41,8 @@ async fn run(config: FileConfig) -> anyhow::Result<()> {
         None => Arc::new(NoImages),
     };
     let driver = build_driver(config.driver, fetcher).await?;
-    let bus = connect_bus(&config.bus).await?;
+    // The AMQP connection shared by every multi-process service.
+    let bus = cloud_service_common::bus::connect(&config.bus).await?;
     if let Some(addr) = config.metrics.listen {
         tokio::spawn(async move {
             if let Err(e) = cloud_service_common::metrics::serve(addr).await {
