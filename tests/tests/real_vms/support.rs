@@ -205,9 +205,38 @@ impl RealCloud {
     }
 
     /// A shared network with one DHCP subnet in a random 10.x.y.0/24 (no
-    /// clash with other tests' bridges). Created through the store: the
-    /// network API is not on main yet.
+    /// clash with other tests' bridges), through the network API; through
+    /// the store while the API does not serve `/network/v2.0` yet.
     pub async fn network(&self) -> (String, Ipv4Cidr) {
+        let rand = uuid::Uuid::new_v4().as_u128();
+        let (a, b) = ((rand % 250) as u8 + 2, ((rand >> 8) % 250) as u8 + 2);
+        let cidr = Ipv4Cidr::parse(&format!("10.{a}.{b}.0/24")).unwrap();
+        let gateway = Ipv4Addr::new(10, a, b, 1);
+        let name = format!("net-{}", uuid_tail());
+        let r = self
+            .client()
+            .post(
+                "/network/v2.0/networks",
+                json!({"network": {"name": name, "shared": true}}),
+            )
+            .await;
+        if r.status != 404 {
+            assert_eq!(r.status, 201, "network create: {}", r.body);
+            let id = r.body["network"]["id"].as_str().unwrap().to_owned();
+            let r = self
+                .client()
+                .post(
+                    "/network/v2.0/subnets",
+                    json!({"subnet": {
+                        "network_id": id, "ip_version": 4, "cidr": cidr.to_string(),
+                        "gateway_ip": gateway.to_string(), "enable_dhcp": true,
+                    }}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "subnet create: {}", r.body);
+            eprintln!("network {id} ({cidr}) created through the network API");
+            return (id, cidr);
+        }
         let store = &self.plane.api.db.store;
         let project = ProjectId::from_string(&self.admin.project_id);
         let now = Timestamp::now();
@@ -215,7 +244,7 @@ impl RealCloud {
             .network_create(&Network {
                 id: NetworkId::new(),
                 project_id: project.clone(),
-                name: format!("net-{}", &uuid_tail()),
+                name,
                 description: String::new(),
                 admin_state_up: true,
                 shared: true,
@@ -228,9 +257,6 @@ impl RealCloud {
             })
             .await
             .unwrap();
-        let rand = uuid::Uuid::new_v4().as_u128();
-        let (a, b) = ((rand % 250) as u8 + 2, ((rand >> 8) % 250) as u8 + 2);
-        let cidr = Ipv4Cidr::parse(&format!("10.{a}.{b}.0/24")).unwrap();
         store
             .subnet_create(&NewSubnet {
                 network_id: net.id,
@@ -238,7 +264,7 @@ impl RealCloud {
                 name: "subnet".to_owned(),
                 description: String::new(),
                 cidr,
-                gateway_ip: Some(Ipv4Addr::new(10, a, b, 1)),
+                gateway_ip: Some(gateway),
                 enable_dhcp: true,
                 dns_nameservers: Vec::new(),
                 allocation_pools: vec![AllocationPool {
@@ -248,6 +274,10 @@ impl RealCloud {
             })
             .await
             .unwrap();
+        eprintln!(
+            "network {} ({cidr}) created in the store (no network API)",
+            net.id
+        );
         (net.id.to_string(), cidr)
     }
 
