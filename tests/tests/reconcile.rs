@@ -39,6 +39,8 @@ fn orphan_spec() -> VmSpec {
             sha512: None,
             properties: BTreeMap::new(),
         },
+        kernel: None,
+        ramdisk: None,
         nics: Vec::new(),
         user_data: None,
         metadata: BTreeMap::new(),

@@ -11,13 +11,17 @@
 //! message may be delivered twice.
 
 pub mod config;
+pub mod driver_config;
+pub mod image_fetcher;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
 use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
 use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, HostEvent, Reply};
-pub use config::{AgentConfig, InventoryConfig};
+pub use config::{AgentConfig, FileConfig, InventoryConfig};
+pub use driver_config::{DriverConfig, build_driver};
+pub use image_fetcher::{HttpImageFetcher, ImageApiConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -249,6 +253,8 @@ impl Agent {
         let heartbeat =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
         let sync = cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().power_sync_loop()));
+        let maintenance =
+            cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().maintenance_loop()));
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_concurrent_operations.max(1),
         ));
@@ -269,6 +275,7 @@ impl Agent {
         }
         drop(heartbeat);
         drop(sync);
+        drop(maintenance);
         // Let in-flight operations finish.
         let _ = limit
             .acquire_many(self.config.max_concurrent_operations.max(1) as u32)
@@ -326,6 +333,18 @@ impl Agent {
                 binary: BINARY.to_owned(),
             };
             self.send(&msg, "req-heartbeat").await;
+        }
+    }
+
+    /// Runs the driver's housekeeping every `maintenance_secs` (not at
+    /// start: a restarting agent has more urgent work).
+    async fn maintenance_loop(self: Arc<Self>) {
+        let period = Duration::from_secs_f64(self.config.maintenance_secs.max(1.0));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.driver.periodic_maintenance().await;
         }
     }
 
