@@ -8,7 +8,7 @@ use cloud_test_utils::{ControlPlane, PlaneOptions, boot, wait_for_status};
 use serde_json::json;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 async fn lifecycle(backend: Backend) {
     let plane = ControlPlane::start(PlaneOptions::hosts(backend, 2, FakeConfig::default())).await;

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(60);
 
 async fn conductor_killed_mid_build(backend: Backend) {
     let mut plane =

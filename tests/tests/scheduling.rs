@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(60);
 
 fn host_of(s: &Value) -> String {
     s["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or("").to_owned()
