@@ -129,6 +129,6 @@ async fn lifecycle_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lifecycle_postgres() {
+async fn lifecycle_rabbitmq_postgres() {
     lifecycle(Backend::Postgres).await;
 }

@@ -124,6 +124,6 @@ async fn drift_and_restart_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn drift_and_restart_postgres() {
+async fn drift_and_restart_rabbitmq_postgres() {
     drift_and_restart(Backend::Postgres).await;
 }

@@ -114,10 +114,13 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts everything and waits until every host is registered.
     pub async fn start(options: PlaneOptions) -> ControlPlane {
-        let bus: Arc<dyn Bus> = options
-            .bus
-            .clone()
-            .unwrap_or_else(|| Arc::new(InProcBus::new()));
+        // The embedded pair (SQLite + in-process bus) or the production
+        // pair (PostgreSQL + RabbitMQ), unless the test brings its own bus.
+        let bus: Arc<dyn Bus> = match (&options.bus, options.backend) {
+            (Some(b), _) => b.clone(),
+            (None, Backend::Sqlite) => Arc::new(InProcBus::new()),
+            (None, Backend::Postgres) => Arc::new(amqp_test_bus().await),
+        };
         let db = TestDb::new(options.backend).await;
         let api = TestApi::start_full(db, bus.clone(), |c| c.service_down_secs = 3).await;
         let mut plane = ControlPlane {
@@ -320,6 +323,24 @@ impl ControlPlane {
             let _ = c.task.await;
         }
     }
+}
+
+/// A RabbitMQ bus with names no other test uses; its queues expire soon
+/// after the test, so nothing is left on the broker. Fails the test when
+/// RabbitMQ is unreachable.
+pub async fn amqp_test_bus() -> cloud_bus::AmqpBus {
+    let url = std::env::var("CLOUD_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let mut cfg =
+        cloud_bus::AmqpConfig::new(url.clone(), format!("t-{}", uuid::Uuid::new_v4().simple()));
+    cfg.queue_expires = Some(Duration::from_secs(60));
+    cfg.connection_name = "cloud-test".to_owned();
+    cloud_bus::AmqpBus::connect(cfg).await.unwrap_or_else(|e| {
+        panic!(
+            "RabbitMQ is required for this test but {url} is unreachable: {e}. \
+             Start it with deploy/dev-services.sh."
+        )
+    })
 }
 
 /// Polls a server until its status is one of `statuses` (or it is gone,
