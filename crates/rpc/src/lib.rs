@@ -211,7 +211,7 @@ pub fn encode<M: Serialize>(msg: &M, request_id: &str) -> Result<Envelope, BusEr
 pub fn traceparent(request_id: &str) -> String {
     let trace = request_id
         .strip_prefix("req-")
-        .and_then(|u| uuid_hex(u))
+        .and_then(uuid_hex)
         .unwrap_or_else(|| format!("{:032x}", fnv(request_id.as_bytes()) as u128));
     let span = fnv(format!("{request_id}{}", cloud_model::Timestamp::now().micros()).as_bytes());
     format!("00-{trace}-{span:016x}-01")
