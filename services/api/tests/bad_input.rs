@@ -339,6 +339,35 @@ async fn malformed_requests_get_clear_4xx() {
             400,
             &["limit"],
         ),
+        // Oversized body (the limit is 1 MiB).
+        (
+            "POST",
+            "/compute/v2.1/os-keypairs".into(),
+            Some(json!({"keypair": {"name": "big", "public_key": "x".repeat(2 * 1024 * 1024)}})),
+            413,
+            &["too large"],
+        ),
+        (
+            "POST",
+            "/network/v2.0/networks".into(),
+            Some(json!({"network": {"name": 5}})),
+            400,
+            &["network.name"],
+        ),
+        (
+            "POST",
+            "/network/v2.0/subnets".into(),
+            Some(json!({"subnet": {"network_id": bogus, "cidr": "10.0.0.0/24", "ip_version": 4}})),
+            404,
+            &[],
+        ),
+        (
+            "POST",
+            "/network/v2.0/ports".into(),
+            Some(json!({"port": {"network_id": "nope"}})),
+            400,
+            &["network_id"],
+        ),
     ];
     assert!(cases.len() >= 30);
     let before = api
