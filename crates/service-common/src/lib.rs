@@ -6,6 +6,7 @@ pub mod config;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod worker;
 
 pub use config::{LoadError, load_config, parse_config};
 pub use shutdown::shutdown_signal;

@@ -236,7 +236,7 @@ impl Agent {
         self: Arc<Self>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut consumer = self.bus.consume(&compute_queue(&self.config.host)).await?;
+        let consumer = self.bus.consume(&compute_queue(&self.config.host)).await?;
         let mut report_attempts = 0;
         while let Err(e) = self.report_host(true).await {
             report_attempts += 1;
@@ -255,31 +255,21 @@ impl Agent {
         let sync = cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().power_sync_loop()));
         let maintenance =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().maintenance_loop()));
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.config.max_concurrent_operations.max(1),
-        ));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                d = consumer.next() => {
-                    let Some(d) = d else { break };
-                    let Ok(permit) = limit.clone().acquire_owned().await else { break };
-                    let agent = self.clone();
-                    tokio::spawn(async move {
-                        agent.dispatch(d).await;
-                        drop(permit);
-                    });
-                }
-            }
-        }
+        let me = self.clone();
+        cloud_service_common::worker::drain_queue(
+            consumer,
+            self.config.max_concurrent_operations,
+            shutdown,
+            move |d| {
+                let me = me.clone();
+                async move { me.dispatch(d).await }
+            },
+        )
+        .await;
         drop(heartbeat);
         drop(sync);
         drop(maintenance);
         // Let in-flight operations finish.
-        let _ = limit
-            .acquire_many(self.config.max_concurrent_operations.max(1) as u32)
-            .await;
         tracing::info!(host = %self.config.host, "compute agent stopped");
         Ok(())
     }

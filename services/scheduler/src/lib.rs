@@ -69,32 +69,22 @@ impl Scheduler {
         self: Arc<Self>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut consumer = self.bus.consume(SCHEDULER_QUEUE).await?;
+        let consumer = self.bus.consume(SCHEDULER_QUEUE).await?;
         let heartbeat =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.config.max_concurrent_requests.max(1),
-        ));
         tracing::info!("scheduler is up");
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                d = consumer.next() => {
-                    let Some(d) = d else { break };
-                    let Ok(permit) = limit.clone().acquire_owned().await else { break };
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        me.dispatch(d).await;
-                        drop(permit);
-                    });
-                }
-            }
-        }
+        let me = self.clone();
+        cloud_service_common::worker::drain_queue(
+            consumer,
+            self.config.max_concurrent_requests,
+            shutdown,
+            move |d| {
+                let me = me.clone();
+                async move { me.dispatch(d).await }
+            },
+        )
+        .await;
         drop(heartbeat);
-        let _ = limit
-            .acquire_many(self.config.max_concurrent_requests.max(1) as u32)
-            .await;
         tracing::info!("scheduler stopped");
         Ok(())
     }
