@@ -10,7 +10,7 @@ use futures::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(60);
 
 async fn conductor_killed_mid_build(backend: Backend) {
     let mut plane =
@@ -56,7 +56,7 @@ async fn conductor_killed_mid_build_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conductor_killed_mid_build_postgres() {
+async fn conductor_killed_mid_build_rabbitmq_postgres() {
     conductor_killed_mid_build(Backend::Postgres).await;
 }
 
@@ -138,7 +138,7 @@ async fn conflicting_actions_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conflicting_actions_postgres() {
+async fn conflicting_actions_rabbitmq_postgres() {
     conflicting_actions(Backend::Postgres).await;
 }
 
@@ -180,6 +180,6 @@ async fn quota_race_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn quota_race_postgres() {
+async fn quota_race_rabbitmq_postgres() {
     quota_race(Backend::Postgres).await;
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(60);
 
 fn host_of(s: &Value) -> String {
     s["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or("").to_owned()
@@ -90,7 +90,7 @@ async fn fifty_boots_for_forty_slots_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_boots_for_forty_slots_postgres_two_schedulers() {
+async fn fifty_boots_for_forty_slots_rabbitmq_postgres_two_schedulers() {
     capacity_under_concurrency(Backend::Postgres, 2).await;
 }
 
@@ -178,7 +178,7 @@ async fn server_groups_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn server_groups_postgres() {
+async fn server_groups_rabbitmq_postgres() {
     server_groups(Backend::Postgres).await;
 }
 
@@ -268,7 +268,7 @@ async fn numa_pinning_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn numa_pinning_postgres() {
+async fn numa_pinning_rabbitmq_postgres() {
     numa_pinning(Backend::Postgres).await;
 }
 
@@ -357,7 +357,7 @@ async fn reschedule_after_failed_spawn_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reschedule_after_failed_spawn_postgres() {
+async fn reschedule_after_failed_spawn_rabbitmq_postgres() {
     reschedule_after_failed_spawn(Backend::Postgres).await;
 }
 
@@ -422,6 +422,6 @@ async fn host_down_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn host_down_postgres() {
+async fn host_down_rabbitmq_postgres() {
     host_down(Backend::Postgres).await;
 }

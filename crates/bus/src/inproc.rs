@@ -2,19 +2,31 @@
 //!
 //! Work queues are shared receivers (each message goes to one consumer);
 //! a message cast before anyone consumes waits in the queue. Acknowledging
-//! is a no-op and nack with requeue puts the message back: within one
-//! process there is no broker to crash, so delivery is exactly as reliable
-//! as the process itself, which is the contract the all-in-one binary needs.
+//! settles a message; nack with requeue, or dropping a delivery unsettled
+//! (its handler panicked, its consumer went away), puts it back marked
+//! redelivered, as the broker does. Within one process there is no broker
+//! to crash, so delivery is exactly as reliable as the process itself,
+//! which is the contract the all-in-one binary needs.
 
 use crate::{Acker, Bus, BusError, Consumer, Delivery, Envelope};
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-type QueueTx = mpsc::UnboundedSender<(Envelope, Option<oneshot::Sender<Envelope>>)>;
-type QueueRx = mpsc::UnboundedReceiver<(Envelope, Option<oneshot::Sender<Envelope>>)>;
+/// A message waiting in a work queue.
+struct Queued {
+    envelope: Envelope,
+    /// Where the reply of a call goes.
+    reply: Option<oneshot::Sender<Envelope>>,
+    /// Whether it was handed to a consumer before.
+    redelivered: bool,
+}
+
+type QueueTx = mpsc::UnboundedSender<Queued>;
+type QueueRx = mpsc::UnboundedReceiver<Queued>;
 
 struct Queue {
     tx: QueueTx,
@@ -48,28 +60,68 @@ impl InProcBus {
 }
 
 struct InProcAcker {
+    /// The queue to put the message back in (none for broadcasts).
     requeue: Option<(QueueTx, Envelope)>,
     reply: Mutex<Option<oneshot::Sender<Envelope>>>,
     expects_reply: bool,
+    /// Set once acked or nacked; dropping an unsettled delivery requeues it.
+    settled: AtomicBool,
+}
+
+impl InProcAcker {
+    fn new(requeue: Option<(QueueTx, Envelope)>, reply: Option<oneshot::Sender<Envelope>>) -> Self {
+        InProcAcker {
+            expects_reply: reply.is_some(),
+            requeue,
+            reply: Mutex::new(reply),
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the message settled; false if it already was.
+    fn settle(&self) -> bool {
+        !self.settled.swap(true, Ordering::SeqCst)
+    }
+
+    fn put_back(&self) -> Result<(), BusError> {
+        if let Some((tx, env)) = &self.requeue {
+            let reply = self.reply.lock().map(|mut r| r.take()).unwrap_or(None);
+            tx.send(Queued {
+                envelope: env.clone(),
+                reply,
+                redelivered: true,
+            })
+            .map_err(|_| BusError::Closed)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for InProcAcker {
+    fn drop(&mut self) {
+        if self.settle() {
+            let _ = self.put_back();
+        }
+    }
 }
 
 #[async_trait]
 impl Acker for InProcAcker {
     async fn ack(&self) -> Result<(), BusError> {
+        self.settle();
         Ok(())
     }
 
     async fn nack(&self, requeue: bool) -> Result<(), BusError> {
-        if requeue && let Some((tx, env)) = &self.requeue {
-            let reply = self.reply.lock().expect("reply lock").take();
-            tx.send((env.clone(), reply))
-                .map_err(|_| BusError::Closed)?;
+        if self.settle() && requeue {
+            self.put_back()?;
         }
         Ok(())
     }
 
     async fn reply(&self, reply: Envelope) -> Result<(), BusError> {
-        if let Some(tx) = self.reply.lock().expect("reply lock").take() {
+        let tx = self.reply.lock().map(|mut r| r.take()).unwrap_or(None);
+        if let Some(tx) = tx {
             let _ = tx.send(reply);
         }
         Ok(())
@@ -84,7 +136,12 @@ impl Acker for InProcAcker {
 impl Bus for InProcBus {
     async fn cast(&self, queue: &str, msg: Envelope) -> Result<(), BusError> {
         let (tx, _) = self.queue(queue);
-        tx.send((msg, None)).map_err(|_| BusError::Closed)
+        tx.send(Queued {
+            envelope: msg,
+            reply: None,
+            redelivered: false,
+        })
+        .map_err(|_| BusError::Closed)
     }
 
     async fn call(
@@ -95,8 +152,12 @@ impl Bus for InProcBus {
     ) -> Result<Envelope, BusError> {
         let (tx, _) = self.queue(queue);
         let (reply_tx, reply_rx) = oneshot::channel();
-        tx.send((msg, Some(reply_tx)))
-            .map_err(|_| BusError::Closed)?;
+        tx.send(Queued {
+            envelope: msg,
+            reply: Some(reply_tx),
+            redelivered: false,
+        })
+        .map_err(|_| BusError::Closed)?;
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(BusError::Closed),
@@ -115,15 +176,7 @@ impl Bus for InProcBus {
             subs.clone()
         };
         for s in subs {
-            let d = Delivery::new(
-                msg.clone(),
-                false,
-                Box::new(InProcAcker {
-                    requeue: None,
-                    reply: Mutex::new(None),
-                    expects_reply: false,
-                }),
-            );
+            let d = Delivery::new(msg.clone(), false, Box::new(InProcAcker::new(None, None)));
             let _ = s.send(d).await;
         }
         Ok(())
@@ -135,22 +188,19 @@ impl Bus for InProcBus {
         tokio::spawn(async move {
             loop {
                 // Take the next message only when our consumer has room,
-                // so competing consumers share the queue.
+                // so competing consumers share the queue; stop waiting as
+                // soon as the consumer is dropped so that no message is
+                // taken for it afterwards.
                 let Ok(permit) = out_tx.reserve().await else {
                     return;
                 };
-                let item = rx.lock().await.recv().await;
-                let Some((env, reply)) = item else { return };
-                let expects_reply = reply.is_some();
-                permit.send(Delivery::new(
-                    env.clone(),
-                    false,
-                    Box::new(InProcAcker {
-                        requeue: Some((tx.clone(), env)),
-                        reply: Mutex::new(reply),
-                        expects_reply,
-                    }),
-                ));
+                let item = tokio::select! {
+                    item = async { rx.lock().await.recv().await } => item,
+                    _ = out_tx.closed() => return,
+                };
+                let Some(q) = item else { return };
+                let acker = InProcAcker::new(Some((tx.clone(), q.envelope.clone())), q.reply);
+                permit.send(Delivery::new(q.envelope, q.redelivered, Box::new(acker)));
             }
         });
         Ok(Consumer::new(out_rx))

@@ -14,9 +14,11 @@
 //! * **call**: a cast that expects a reply, correlated by id, with a timeout.
 //! * **broadcast**: a message to every subscriber of a topic (fanout).
 
+mod amqp;
 mod envelope;
 mod inproc;
 
+pub use amqp::{AmqpBus, AmqpConfig};
 pub use envelope::Envelope;
 pub use inproc::InProcBus;
 
@@ -56,8 +58,9 @@ impl From<BusError> for cloud_model::Error {
 
 /// A message handed to a consumer. It must be acknowledged with
 /// [`Delivery::ack`] once handled (or rejected with [`Delivery::nack`]);
-/// a delivery dropped without either is redelivered (AMQP) or lost with
-/// the process (in-process).
+/// a work-queue delivery dropped without either (its handler panicked, its
+/// consumer went away) goes back to the queue and is delivered again,
+/// marked `redelivered`.
 pub struct Delivery {
     /// The message.
     pub envelope: Envelope,

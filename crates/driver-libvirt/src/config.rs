@@ -21,7 +21,8 @@ pub struct LibvirtConfig {
     /// cached virt-type probe.
     pub state_path: PathBuf,
     /// Cached images unused for this long are removed by
-    /// [`crate::LibvirtDriver::cleanup_unused_images`].
+    /// [`crate::LibvirtDriver::cleanup_unused_images`], which the compute
+    /// agent runs periodically (`Driver::periodic_maintenance`).
     pub image_cache_max_unused_age_secs: u64,
     /// How long a guest gets to shut down on ACPI before it is forced off
     /// (Nova's `shutdown_timeout`), also for soft reboots.

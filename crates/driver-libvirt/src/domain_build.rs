@@ -28,6 +28,8 @@ pub struct BuildContext {
     pub kernel: Option<(PathBuf, Option<PathBuf>)>,
     /// Bridge and tap name for each NIC, in `spec.nics` order.
     pub nic_devices: Vec<(String, String)>,
+    /// The building driver's mark (see [`crate::metadata`]).
+    pub owner: String,
 }
 
 /// The domain name of an instance.
@@ -135,7 +137,7 @@ impl DomainDef {
             virt_type: ctx.virt_type,
             name: domain_name(spec.id),
             uuid: spec.id,
-            metadata: InstanceMetadata::from_spec(spec),
+            metadata: InstanceMetadata::from_spec(spec, &ctx.owner),
             memory_mb: flavor.ram_mb,
             vcpus,
             cpu: CpuDef {

@@ -17,6 +17,7 @@ fn ctx(nics: usize) -> BuildContext {
         nic_devices: (0..nics)
             .map(|i| (format!("brq{i}"), format!("tap{i}")))
             .collect(),
+        owner: "/i".into(),
     }
 }
 
@@ -155,6 +156,7 @@ fn plain_flavor() {
     assert_eq!(m.name, "web-1");
     assert_eq!(m.flavor_name, "m1.tiny");
     assert_eq!(m.project_id, "proj1");
+    assert_eq!(m.owner, "/i");
 }
 
 #[test]

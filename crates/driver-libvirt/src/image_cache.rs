@@ -79,17 +79,6 @@ impl ImageCache {
             .await
     }
 
-    /// A kernel or ramdisk image known only by id (the spec carries no
-    /// checksums for them): cached like any image, verified by format only.
-    pub async fn ensure_unverified(
-        &self,
-        image_id: &str,
-        disk_format: &str,
-    ) -> Result<CachedImage, CacheError> {
-        self.ensure_with(image_id, disk_format, &Expected::default())
-            .await
-    }
-
     async fn ensure_with(
         &self,
         id: &str,

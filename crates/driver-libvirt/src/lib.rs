@@ -64,6 +64,9 @@ pub struct LibvirtDriver {
     network: Networking,
     /// One operation at a time per instance.
     locks: KeyedLocks<InstanceId>,
+    /// The mark on our domains: the canonical instances directory (see
+    /// [`metadata`]).
+    owner: String,
 }
 
 /// The id used in errors of host-wide operations.
@@ -87,6 +90,21 @@ impl LibvirtDriver {
         ] {
             create_traversable_dir(dir).map_err(fail)?;
         }
+        for dir in [&config.instances_path, &config.image_cache_path] {
+            if let Some(blocking) = unreachable_by_qemu(dir) {
+                tracing::warn!(
+                    path = %dir.display(),
+                    blocking = %blocking.display(),
+                    "QEMU, when it runs as an unprivileged user (libvirt-qemu), cannot reach \
+                     this directory because a parent is not searchable by others; guests \
+                     will fail to start (chmod o+x the parent or choose another path)"
+                );
+            }
+        }
+        let owner = std::fs::canonicalize(&config.instances_path)
+            .map_err(|e| fail(anyhow::anyhow!("cannot resolve instances_path: {e}")))?
+            .display()
+            .to_string();
         let caps_xml = virt.run(|c| c.capabilities()).await.map_err(fail)?;
         let caps = host::parse_capabilities(&caps_xml).map_err(fail)?;
         let (virt_type, virt_type_reason) = match config.virt_type {
@@ -115,6 +133,7 @@ impl LibvirtDriver {
             virt_type,
             virt_type_reason,
             locks: KeyedLocks::default(),
+            owner,
             config,
         })
     }
@@ -169,6 +188,32 @@ impl LibvirtDriver {
     fn dir(&self, id: InstanceId) -> InstanceDir {
         InstanceDir::new(&self.config.instances_path, id)
     }
+}
+
+/// Whether libvirt answers at `uri`: connects, reads the hypervisor
+/// version and disconnects. The all-in-one binary uses it to choose
+/// between this driver and the fake one; the error says why not.
+pub async fn check_connection(uri: &str) -> anyhow::Result<()> {
+    let virt = Arc::new(Libvirt::open(uri).await?);
+    virt.run(|c| c.hyp_version()).await?;
+    Ok(())
+}
+
+/// The first directory on the way to `path` (an ancestor, or `path`
+/// itself) that users other than its owner cannot search, if any. QEMU
+/// runs as `libvirt-qemu` under libvirtd's defaults, so it needs search
+/// permission on every directory above a disk; a data directory under
+/// `/root` (mode 0700) is the usual trap. `None` also when `path` cannot
+/// be resolved (it is reported when it is used).
+pub fn unreachable_by_qemu(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::fs::canonicalize(path).ok()?;
+    path.ancestors()
+        .filter(|dir| {
+            std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 == 0)
+        })
+        .last()
+        .map(std::path::Path::to_path_buf)
 }
 
 /// Creates `dir` (and parents) so QEMU, running as another user, can
@@ -258,5 +303,18 @@ impl Driver for LibvirtDriver {
         }
         dir.console_tail(max_bytes)
             .map_err(|e| DriverError::backend(Op::Console, id, e))
+    }
+
+    /// Removes base images unused for `image_cache_max_unused_age_secs`.
+    async fn periodic_maintenance(&self) {
+        match self.cleanup_unused_images().await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(images = ?removed, "image cache cleaned");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.full_message(), "image cache cleanup failed");
+            }
+        }
     }
 }

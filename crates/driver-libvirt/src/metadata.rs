@@ -1,6 +1,11 @@
 //! Our element in a domain's `<metadata>`: it marks the domain as one of
 //! this cloud's (other domains on the host are never listed or touched) and
 //! records what it was built from, for operators and for reconciliation.
+//!
+//! `owner` names the driver that built the domain (its instances
+//! directory). Several drivers may share one libvirtd (two clouds, a
+//! development cloud next to test control planes): each lists, reconciles
+//! and reaps only its own domains, never another's.
 
 use crate::xml::Element;
 use cloud_driver::VmSpec;
@@ -25,17 +30,20 @@ pub struct InstanceMetadata {
     pub project_id: String,
     /// Image booted.
     pub image_id: String,
+    /// The driver that built the domain (see the module docs).
+    pub owner: String,
 }
 
 impl InstanceMetadata {
-    /// The metadata of `spec`'s instance.
-    pub fn from_spec(spec: &VmSpec) -> Self {
+    /// The metadata of `spec`'s instance, built by driver `owner`.
+    pub fn from_spec(spec: &VmSpec, owner: &str) -> Self {
         InstanceMetadata {
             uuid: spec.id,
             name: spec.name.clone(),
             flavor_name: spec.flavor.name.clone(),
             project_id: spec.project_id.clone(),
             image_id: spec.image.id.clone(),
+            owner: owner.to_string(),
         }
     }
 
@@ -49,6 +57,7 @@ impl InstanceMetadata {
             .child(leaf("flavor", &self.flavor_name))
             .child(leaf("project", &self.project_id))
             .child(leaf("image", &self.image_id))
+            .child(leaf("owner", &self.owner))
     }
 
     /// Parses the element as written in the domain XML (any prefix bound
@@ -75,6 +84,7 @@ impl InstanceMetadata {
             flavor_name: text("flavor").unwrap_or_default(),
             project_id: text("project").unwrap_or_default(),
             image_id: text("image").unwrap_or_default(),
+            owner: text("owner").unwrap_or_default(),
         })
     }
 }
@@ -91,6 +101,7 @@ mod tests {
             flavor_name: "m1.tiny".into(),
             project_id: "p1".into(),
             image_id: "img".into(),
+            owner: "/var/lib/cloud/instances".into(),
         };
         let xml = m.to_element().render();
         assert_eq!(InstanceMetadata::parse(&xml), Some(m.clone()));

@@ -156,12 +156,13 @@ pub async fn reboot(
 
 /// The power state of one of our domains.
 pub async fn info(drv: &LibvirtDriver, id: InstanceId) -> Result<VmInfo, DriverError> {
+    let owner = drv.owner.clone();
     drv.virt
         .run(move |c| {
             let Some(d) = lookup(c, id)? else {
                 return Ok(None);
             };
-            if ours(&d)?.is_none() {
+            if ours(&d, &owner)?.is_none() {
                 return Ok(None);
             }
             Ok(Some(power_state(&d)?))
@@ -172,13 +173,14 @@ pub async fn info(drv: &LibvirtDriver, id: InstanceId) -> Result<VmInfo, DriverE
         .ok_or(DriverError::NotFound(id))
 }
 
-/// Every domain carrying our metadata.
+/// Every domain carrying our metadata with this driver as its owner.
 pub async fn list(drv: &LibvirtDriver) -> Result<Vec<VmInfo>, DriverError> {
+    let owner = drv.owner.clone();
     drv.virt
-        .run(|c| {
+        .run(move |c| {
             let mut out = Vec::new();
             for d in c.list_all_domains(0)? {
-                let meta = match ours(&d) {
+                let meta = match ours(&d, &owner) {
                     Ok(Some(m)) => m,
                     Ok(None) => continue,
                     // Undefined between listing and reading: skip it.
@@ -201,14 +203,16 @@ pub async fn list(drv: &LibvirtDriver) -> Result<Vec<VmInfo>, DriverError> {
         .map_err(|e| DriverError::backend(Op::List, InstanceId::from_uuid(uuid::Uuid::nil()), e))
 }
 
-/// Our metadata element of `d`, `None` for domains that are not ours.
-fn ours(d: &Domain) -> Result<Option<InstanceMetadata>, VirtError> {
+/// Our metadata element of `d`, `None` for domains that are not ours:
+/// another program's, or built by another driver sharing this libvirtd
+/// (a different `owner`).
+fn ours(d: &Domain, owner: &str) -> Result<Option<InstanceMetadata>, VirtError> {
     match d.metadata(
         sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
         Some(metadata::NAMESPACE),
         0,
     ) {
-        Ok(xml) => Ok(InstanceMetadata::parse(&xml)),
+        Ok(xml) => Ok(InstanceMetadata::parse(&xml).filter(|m| m.owner == owner)),
         Err(e) if is(&e, ErrorNumber::NoDomainMetadata) => Ok(None),
         Err(e) => Err(e),
     }

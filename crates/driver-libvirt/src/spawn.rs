@@ -10,7 +10,7 @@ use crate::domain_xml::{BuildContext, DomainDef};
 use crate::image_cache::CacheError;
 use crate::instance_dir::{InstanceDir, InstanceRecord};
 use anyhow::Context;
-use cloud_driver::{DriverError, Op, VmSpec};
+use cloud_driver::{DriverError, ImageSpec, Op, VmSpec};
 use cloud_model::InstanceId;
 use std::path::{Path, PathBuf};
 use virt::error::ErrorNumber;
@@ -75,24 +75,23 @@ async fn build(drv: &LibvirtDriver, spec: &VmSpec) -> Result<(), DriverError> {
         .await
         .map_err(cache_err(Op::Spawn, id))?;
     let mut image_ids = vec![spec.image.id.clone()];
-    let props = &spec.image.properties;
     let mut kernel = None;
-    if let Some(kernel_id) = props.get("kernel_id").filter(|k| !k.is_empty()) {
+    if let Some(kernel_image) = direct_boot_image(spec, "kernel_id", spec.kernel.as_ref())? {
         let k = drv
             .images
-            .ensure_unverified(kernel_id, "aki")
+            .ensure(kernel_image)
             .await
             .map_err(cache_err(Op::Spawn, id))?;
-        image_ids.push(kernel_id.clone());
+        image_ids.push(kernel_image.id.clone());
         let mut ramdisk = None;
-        if let Some(ramdisk_id) = props.get("ramdisk_id").filter(|r| !r.is_empty()) {
-            let r = drv
+        if let Some(r) = direct_boot_image(spec, "ramdisk_id", spec.ramdisk.as_ref())? {
+            let cached = drv
                 .images
-                .ensure_unverified(ramdisk_id, "ari")
+                .ensure(r)
                 .await
                 .map_err(cache_err(Op::Spawn, id))?;
-            image_ids.push(ramdisk_id.clone());
-            ramdisk = Some(r.path);
+            image_ids.push(r.id.clone());
+            ramdisk = Some(cached.path);
         }
         kernel = Some((k.path, ramdisk));
     }
@@ -155,6 +154,7 @@ async fn build(drv: &LibvirtDriver, spec: &VmSpec) -> Result<(), DriverError> {
             console_log: dir.console_log(),
             kernel,
             nic_devices,
+            owner: drv.owner.clone(),
         },
     );
     let xml = def.to_xml();
@@ -169,6 +169,31 @@ async fn build(drv: &LibvirtDriver, spec: &VmSpec) -> Result<(), DriverError> {
         .map_err(host_err)?;
     tracing::info!(instance = %id, virt_type = drv.virt_type.as_str(), "VM spawned");
     Ok(())
+}
+
+/// The kernel (or ramdisk) image to boot directly: the one the conductor
+/// sent, verified by its checksums like any image. An image whose
+/// `kernel_id`/`ramdisk_id` property names an image the spec does not
+/// carry (deleted, or never existed) fails the build with a clear fault
+/// rather than booting the disk instead.
+fn direct_boot_image<'a>(
+    spec: &VmSpec,
+    property: &str,
+    given: Option<&'a ImageSpec>,
+) -> Result<Option<&'a ImageSpec>, DriverError> {
+    let named = spec
+        .image
+        .properties
+        .get(property)
+        .filter(|v| !v.is_empty());
+    match (given, named) {
+        (Some(image), _) => Ok(Some(image)),
+        (None, None) => Ok(None),
+        (None, Some(missing)) => Err(DriverError::Image {
+            image: spec.image.id.clone(),
+            message: format!("its {property} names image {missing}, which cannot be found"),
+        }),
+    }
 }
 
 /// Kernel and ramdisk are hard-linked from the cache (copied across

@@ -30,6 +30,8 @@ pub fn spec() -> VmSpec {
             sha512: None,
             properties: BTreeMap::new(),
         },
+        kernel: None,
+        ramdisk: None,
         nics: vec![nic(0)],
         user_data: Some(b"#!/bin/sh\necho hi\n".to_vec()),
         metadata: BTreeMap::from([("role".to_string(), "web".to_string())]),

@@ -123,6 +123,8 @@ fn spec(image: ImageSpec) -> (VmSpec, NicSpec) {
             extra_specs: BTreeMap::new(),
         },
         image,
+        kernel: None,
+        ramdisk: None,
         nics: vec![nic.clone()],
         user_data: Some(b"#!/bin/sh\necho hello-from-user-data\n".to_vec()),
         metadata: BTreeMap::new(),
@@ -198,9 +200,9 @@ struct Env {
     driver: Arc<LibvirtDriver>,
     /// The bootable disk.
     image: ImageSpec,
-    /// The guest's kernel (AKI) and initramfs (ARI) image ids.
-    kernel_id: String,
-    ramdisk_id: String,
+    /// The guest's kernel (AKI) and initramfs (ARI) images.
+    kernel: ImageSpec,
+    ramdisk: ImageSpec,
 }
 
 async fn env() -> Env {
@@ -222,6 +224,8 @@ async fn env() -> Env {
     let kernel_id = uuid::Uuid::new_v4().to_string();
     let ramdisk_id = uuid::Uuid::new_v4().to_string();
     let image = image_spec(&image_id, &qcow2, "qcow2");
+    let kernel = image_spec(&kernel_id, &out.join("testguest-vmlinuz"), "aki");
+    let ramdisk = image_spec(&ramdisk_id, &out.join("testguest-initrd.img"), "ari");
     let fetcher = FileFetcher {
         files: HashMap::from([
             (image_id, qcow2),
@@ -253,8 +257,8 @@ async fn env() -> Env {
         _tmp: tmp,
         driver: Arc::new(driver),
         image,
-        kernel_id,
-        ramdisk_id,
+        kernel,
+        ramdisk,
     }
 }
 
@@ -316,6 +320,19 @@ async fn boots_the_test_guest_with_network_config_drive_and_power_ops() {
         assert!(listed.iter().any(|vm| vm.id == id && vm.power_state == PowerState::Running));
         assert_eq!(drv.orphans(&[]).await.unwrap().iter().filter(|v| v.id == id).count(), 1);
         assert!(drv.orphans(&[id]).await.unwrap().iter().all(|v| v.id != id));
+        // Another driver on the same libvirtd (another cloud, a test
+        // control plane) neither lists nor reports it, so it never reaps it.
+        let other = LibvirtDriver::new(
+            LibvirtConfig {
+                instances_path: drv.config().instances_path.with_file_name("other-instances"),
+                ..drv.config().clone()
+            },
+            Arc::new(FileFetcher { files: HashMap::new() }),
+        )
+        .await
+        .unwrap();
+        assert!(other.list().await.unwrap().iter().all(|vm| vm.id != id));
+        assert!(matches!(other.info(id).await, Err(DriverError::NotFound(_))));
         assert!(link_exists(&tap_name(&nic.port_id)));
         assert!(link_exists(&bridge_name(&nic.network_id)));
         let tail = drv.console_output(id, 100).await.unwrap();
@@ -375,11 +392,20 @@ async fn boots_a_kernel_and_ramdisk_directly() {
     let mut image = env.image.clone();
     image
         .properties
-        .insert("kernel_id".into(), env.kernel_id.clone());
+        .insert("kernel_id".into(), env.kernel.id.clone());
     image
         .properties
-        .insert("ramdisk_id".into(), env.ramdisk_id.clone());
+        .insert("ramdisk_id".into(), env.ramdisk.id.clone());
     let (mut spec, _) = spec(image);
+    // A kernel named by the image but not sent with its checksums is refused.
+    let err = drv.spawn(&spec).await.unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Image { message, .. } if message.contains("kernel_id")),
+        "{err:?}"
+    );
+    assert!(!domain_exists(spec.id));
+    spec.kernel = Some(env.kernel.clone());
+    spec.ramdisk = Some(env.ramdisk.clone());
     // No NIC: nothing to wait for DHCP on.
     spec.nics.clear();
     spec.flavor.ram_mb = 192;

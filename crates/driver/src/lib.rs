@@ -57,6 +57,12 @@ pub trait Driver: Send + Sync + 'static {
     /// The tail of the VM's serial console log, at most `max_bytes`.
     async fn console_output(&self, id: InstanceId, max_bytes: usize)
     -> Result<String, DriverError>;
+
+    /// Housekeeping the agent runs every `maintenance_secs` (the libvirt
+    /// driver removes cached base images no instance has used for a while).
+    /// Failures are the driver's to log: the next run tries again, and no
+    /// instance depends on it. The default does nothing.
+    async fn periodic_maintenance(&self) {}
 }
 
 /// How to reboot.

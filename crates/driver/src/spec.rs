@@ -24,6 +24,15 @@ pub struct VmSpec {
     pub flavor: FlavorSpec,
     /// The image to boot.
     pub image: ImageSpec,
+    /// The kernel image named by the image's `kernel_id` property, for a
+    /// direct kernel boot. Carried with its checksums (not just its id) so
+    /// the host verifies the kernel it downloads like any image.
+    #[serde(default)]
+    pub kernel: Option<ImageSpec>,
+    /// The ramdisk image named by the image's `ramdisk_id` property (only
+    /// used with a kernel).
+    #[serde(default)]
+    pub ramdisk: Option<ImageSpec>,
     /// One NIC per port, in order.
     pub nics: Vec<NicSpec>,
     /// User data (decoded bytes), put on the config drive.

@@ -91,7 +91,18 @@ impl ResourceKind {
 
     /// Neutron's error type for a miss on this kind (`NetworkNotFound`).
     pub fn neutron_not_found_type(self) -> String {
-        format!("{}NotFound", self.display_name().replace(' ', ""))
+        // "Security group" -> "SecurityGroup", as Neutron spells its types.
+        let camel: String = self
+            .display_name()
+            .split(' ')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!("{camel}NotFound")
     }
 }
 

@@ -202,7 +202,30 @@ pub fn encode<M: Serialize>(msg: &M, request_id: &str) -> Result<Envelope, BusEr
     let body = v.get("body").cloned().unwrap_or(serde_json::Value::Null);
     let mut env = Envelope::new(&kind, request_id, &body)?;
     env.body = body;
+    env.traceparent = Some(traceparent(request_id));
     Ok(env)
+}
+
+/// A W3C `traceparent` whose trace id is the request id (so a trace and
+/// the logs of one API request share an id) and whose span id is new.
+pub fn traceparent(request_id: &str) -> String {
+    let trace = request_id
+        .strip_prefix("req-")
+        .and_then(uuid_hex)
+        .unwrap_or_else(|| format!("{:032x}", fnv(request_id.as_bytes()) as u128));
+    let span = fnv(format!("{request_id}{}", cloud_model::Timestamp::now().micros()).as_bytes());
+    format!("00-{trace}-{span:016x}-01")
+}
+
+fn uuid_hex(u: &str) -> Option<String> {
+    let hex: String = u.chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Unwraps a message of enum type `M` from an envelope.
@@ -234,6 +257,12 @@ mod tests {
         let msg = ConductorMsg::BuildInstance { instance_id: id };
         let env = encode(&msg, "req-1").unwrap();
         assert_eq!(env.kind, "build_instance");
+        let tp = traceparent("req-0b1e2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+        assert!(
+            tp.starts_with("00-0b1e2c3d4e5f4a6b8c7d9e0f1a2b3c4d-"),
+            "{tp}"
+        );
+        assert_eq!(tp.len(), 55);
         assert_eq!(env.body["instance_id"], id.to_string());
         assert_eq!(decode::<ConductorMsg>(&env).unwrap(), msg);
         let reply: Reply<ConsoleOutput> = Reply::Ok(ConsoleOutput { output: "x".into() });

@@ -58,3 +58,56 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// Where the message bus is (`[bus]` in every multi-process service).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// AMQP URL of RabbitMQ. `CLOUD_AMQP_URL` in the environment overrides
+    /// it, so the password need not be written in the file.
+    #[serde(default)]
+    pub amqp_url: Option<String>,
+    /// Prefix of every queue and exchange (several clouds may share a broker).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_prefix() -> String {
+    "cloud".to_owned()
+}
+
+impl BusConfig {
+    /// The AMQP URL to use: environment first, then the file.
+    pub fn url(&self) -> Option<String> {
+        std::env::var("CLOUD_AMQP_URL")
+            .ok()
+            .or_else(|| self.amqp_url.clone())
+    }
+}
+
+/// Where the database is (`[database]` of the services that have access).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://...` (or `sqlite://...`). `DATABASE_URL` overrides it.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl DatabaseConfig {
+    /// The database URL to use: environment first, then the file.
+    pub fn url(&self) -> Option<String> {
+        std::env::var("DATABASE_URL")
+            .ok()
+            .or_else(|| self.url.clone())
+    }
+}
+
+/// Optional `[metrics]` listener of services without an HTTP API.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the `/metrics` endpoint.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+}

@@ -1,12 +1,14 @@
 //! What every service binary shares: typed TOML configuration loading,
 //! tracing initialisation, and the shutdown signal.
 
+pub mod bus;
 pub mod config;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod worker;
 
-pub use config::{LoadError, load_config};
+pub use config::{LoadError, load_config, parse_config};
 pub use shutdown::shutdown_signal;
 
 /// This machine's host name (for service records and default agent names).

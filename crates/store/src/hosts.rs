@@ -356,12 +356,24 @@ impl Store {
 
     /// Every service record.
     pub async fn service_list(&self) -> Result<Vec<ServiceRecord>, Error> {
+        self.service_list_filtered(None, None).await
+    }
+
+    /// Service records, optionally of one host and/or binary.
+    pub async fn service_list_filtered(
+        &self,
+        host: Option<&str>,
+        binary: Option<&str>,
+    ) -> Result<Vec<ServiceRecord>, Error> {
         sqlx::query(
             "SELECT s.id, s.uuid, s.host, s.binary_name, s.disabled, s.disabled_reason, \
              s.forced_down, s.last_seen_up, s.updated_at, n.availability_zone \
              FROM services s LEFT JOIN compute_nodes n ON n.host = s.host \
+             WHERE ($1 IS NULL OR s.host = $1) AND ($2 IS NULL OR s.binary_name = $2) \
              ORDER BY s.host, s.binary_name",
         )
+        .bind(host.map(str::to_owned))
+        .bind(binary.map(str::to_owned))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?

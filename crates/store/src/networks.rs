@@ -1,7 +1,7 @@
 //! Networks and subnets.
 
 use crate::Scope;
-use crate::db::{Store, db_error, flag};
+use crate::db::{Store, db_error, flag, is_foreign_key_violation};
 use crate::row::RowExt;
 use cloud_model::network::{AllocationPool, Ipv4Cidr, Network, Subnet};
 use cloud_model::{Error, NetworkId, ProjectId, ResourceKind, SubnetId, Timestamp};
@@ -185,10 +185,14 @@ impl Store {
         if nets.is_empty() {
             return Ok(nets);
         }
-        let subnets = sqlx::query("SELECT id, network_id FROM subnets ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let subnets = sqlx::query(
+            "SELECT id, network_id FROM subnets WHERE ($1 IS NULL OR network_id = $1) \
+             ORDER BY created_at, id",
+        )
+        .bind(id.map(|i| i.to_string()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
         let mut by_net: BTreeMap<String, Vec<SubnetId>> = BTreeMap::new();
         for r in &subnets {
             by_net
@@ -235,26 +239,52 @@ impl Store {
             .map_err(db_error)?
             .int("n")?;
         if ports > 0 {
-            return Err(Error::conflict(format!(
-                "Unable to complete operation on network {id}. There are one or more ports still \
-                 in use on the network ({ports})."
-            )));
+            return Err(network_in_use(id));
         }
+        // A port created concurrently (after the count) makes the delete
+        // fail its foreign key: that is the same conflict.
         let r = sqlx::query("DELETE FROM networks WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(db_error)?;
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    network_in_use(id)
+                } else {
+                    db_error(e)
+                }
+            })?;
         if r.rows_affected() == 0 {
             return Err(Error::not_found(ResourceKind::Network, id));
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                network_in_use(id)
+            } else {
+                db_error(e)
+            }
+        })
     }
 
     /// Creates a subnet; a CIDR overlapping another subnet of the same
     /// network is refused.
     pub async fn subnet_create(&self, new: &NewSubnet) -> Result<Subnet, Error> {
+        let now = Timestamp::now();
         let mut tx = self.begin().await?;
+        // Bumping the network's revision first also locks its row (on
+        // PostgreSQL), so two concurrent creates on one network cannot both
+        // pass the overlap check below.
+        let r = sqlx::query(
+            "UPDATE networks SET revision = revision + 1, updated_at = $2 WHERE id = $1",
+        )
+        .bind(new.network_id.to_string())
+        .bind(now.micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Network, new.network_id));
+        }
         let existing = sqlx::query("SELECT id, cidr FROM subnets WHERE network_id = $1")
             .bind(new.network_id.to_string())
             .fetch_all(&mut *tx)
@@ -273,7 +303,6 @@ impl Store {
             }
         }
         let id = SubnetId::new();
-        let now = Timestamp::now();
         sqlx::query(&format!(
             "INSERT INTO subnets ({SUBNET_COLS}) VALUES ($1, $2, $3, $4, $5, $6, 4, $7, $8, $9, \
              $10, $11, $11, 1)"
@@ -292,18 +321,12 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| {
-            if crate::db::is_foreign_key_violation(&e) {
+            if is_foreign_key_violation(&e) {
                 Error::not_found(ResourceKind::Network, new.network_id)
             } else {
                 db_error(e)
             }
         })?;
-        sqlx::query("UPDATE networks SET revision = revision + 1, updated_at = $2 WHERE id = $1")
-            .bind(new.network_id.to_string())
-            .bind(now.micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         self.subnet_get(id, &Scope::All).await
     }
@@ -356,13 +379,38 @@ impl Store {
         .collect()
     }
 
-    /// Applies changes to a subnet.
+    /// Applies changes to a subnet. A new gateway address that a port
+    /// holds is refused.
     pub async fn subnet_update(&self, id: SubnetId, up: &SubnetUpdate) -> Result<Subnet, Error> {
-        let cur = self.subnet_get(id, &Scope::All).await?;
+        let mut tx = self.begin().await?;
+        lock_subnet(&mut tx, id).await?;
+        let row = sqlx::query(&format!("SELECT {SUBNET_COLS} FROM subnets WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found(ResourceKind::Subnet, id))?;
+        let cur = subnet_from(&row)?;
         let gateway = match up.gateway_ip {
             Some(g) => g,
             None => cur.gateway_ip,
         };
+        if let Some(gw) = gateway.filter(|g| Some(*g) != cur.gateway_ip) {
+            let holder = sqlx::query(
+                "SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND ip_address = $2",
+            )
+            .bind(id.to_string())
+            .bind(gw.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(r) = holder {
+                return Err(Error::conflict(format!(
+                    "Gateway ip {gw} conflicts with an allocated address: port {} holds it.",
+                    r.text("port_id")?
+                )));
+            }
+        }
         sqlx::query(
             "UPDATE subnets SET name = $2, description = $3, enable_dhcp = $4, \
              dns_nameservers = $5, gateway_ip = $6, updated_at = $7, revision = revision + 1 \
@@ -377,15 +425,20 @@ impl Store {
         ))
         .bind(gateway.map(|g| g.to_string()))
         .bind(Timestamp::now().micros())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         self.subnet_get(id, &Scope::All).await
     }
 
     /// Deletes a subnet. Refused while a port holds one of its addresses.
     pub async fn subnet_delete(&self, id: SubnetId) -> Result<(), Error> {
         let mut tx = self.begin().await?;
+        // Port creation locks the subnets it allocates from (see
+        // `ports::lock_subnets`); taking the same lock first means the count
+        // below sees every allocation, and later ones wait for the delete.
+        lock_subnet(&mut tx, id).await?;
         let used = sqlx::query("SELECT COUNT(*) AS n FROM ip_allocations WHERE subnet_id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *tx)
@@ -408,4 +461,31 @@ impl Store {
         }
         tx.commit().await.map_err(db_error)
     }
+}
+
+/// The 409 for deleting a network that still has ports (Neutron's
+/// `NetworkInUse`).
+fn network_in_use(id: NetworkId) -> Error {
+    Error::conflict(format!(
+        "Unable to complete operation on network {id}. There are one or more ports still in use \
+         on the network."
+    ))
+}
+
+/// Locks a subnet's row for the rest of the transaction (a no-op update:
+/// PostgreSQL takes the row lock, SQLite already holds the write lock).
+/// Missing subnets are a 404.
+pub(crate) async fn lock_subnet(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: SubnetId,
+) -> Result<(), Error> {
+    let r = sqlx::query("UPDATE subnets SET revision = revision WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if r.rows_affected() == 0 {
+        return Err(Error::not_found(ResourceKind::Subnet, id));
+    }
+    Ok(())
 }

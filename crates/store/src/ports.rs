@@ -155,6 +155,37 @@ impl Store {
             }
         }
 
+        let mut requests = new.fixed_ips.clone();
+        if requests.is_empty() {
+            // Neutron's default: one address from the first IPv4 subnet.
+            let first = sqlx::query(
+                "SELECT id FROM subnets WHERE network_id = $1 ORDER BY created_at, id LIMIT 1",
+            )
+            .bind(new.network_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(r) = first {
+                requests.push(RequestedIp::AnyOf(r.parsed("id", SubnetId::parse)?));
+            }
+        }
+        // Lock the subnets we allocate from, in one order (no deadlock
+        // between two multi-subnet ports), so a concurrent subnet delete
+        // or gateway change cannot slip between our checks and our claims.
+        let wanted: BTreeSet<SubnetId> = requests
+            .iter()
+            .map(|r| match r {
+                RequestedIp::Exact(s, _) | RequestedIp::AnyOf(s) => *s,
+            })
+            .collect();
+        for subnet_id in &wanted {
+            match crate::networks::lock_subnet(&mut tx, *subnet_id).await {
+                Err(Error::NotFound { .. }) => {
+                    return Err(not_on_network(*subnet_id, new.network_id));
+                }
+                other => other?,
+            }
+        }
         let subnets: BTreeMap<SubnetId, Subnet> = sqlx::query(
             "SELECT id, network_id, project_id, name, description, cidr, ip_version, gateway_ip, \
              enable_dhcp, dns_nameservers, allocation_pools, created_at, updated_at, revision \
@@ -171,30 +202,13 @@ impl Store {
         })
         .collect::<Result<_, Error>>()?;
 
-        let mut requests = new.fixed_ips.clone();
-        if requests.is_empty() {
-            // Neutron's default: one address from the first IPv4 subnet.
-            let first = sqlx::query(
-                "SELECT id FROM subnets WHERE network_id = $1 ORDER BY created_at, id LIMIT 1",
-            )
-            .bind(new.network_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if let Some(r) = first {
-                requests.push(RequestedIp::AnyOf(r.parsed("id", SubnetId::parse)?));
-            }
-        }
         for req in &requests {
             let subnet_id = match req {
                 RequestedIp::Exact(s, _) | RequestedIp::AnyOf(s) => *s,
             };
-            let subnet = subnets.get(&subnet_id).ok_or_else(|| {
-                Error::invalid(format!(
-                    "Invalid input for fixed_ips: subnet {subnet_id} is not on network {}.",
-                    new.network_id
-                ))
-            })?;
+            let subnet = subnets
+                .get(&subnet_id)
+                .ok_or_else(|| not_on_network(subnet_id, new.network_id))?;
             match req {
                 RequestedIp::Exact(_, ip) => {
                     check_exact_ip(subnet, *ip)?;
@@ -371,6 +385,13 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The 400 for a fixed IP request naming a subnet of another network.
+fn not_on_network(subnet: SubnetId, network: NetworkId) -> Error {
+    Error::invalid(format!(
+        "Invalid input for fixed_ips: subnet {subnet} is not on network {network}."
+    ))
 }
 
 /// Refuses addresses outside the subnet, and its network, broadcast and

@@ -1,7 +1,7 @@
 //! Security groups and their rules.
 
 use crate::Scope;
-use crate::db::{Store, db_error, is_unique_violation};
+use crate::db::{Store, db_error, is_foreign_key_violation, is_unique_violation};
 use crate::row::RowExt;
 use cloud_model::network::{SecurityGroup, SecurityGroupRule};
 use cloud_model::{
@@ -285,12 +285,28 @@ impl Store {
                 "Security Group {id} in use by {in_use} port(s)."
             )));
         }
-        sqlx::query("DELETE FROM security_groups WHERE id = $1")
+        // Rules of other groups that name this one as their remote group
+        // would match nothing any more; Neutron removes them with it.
+        sqlx::query("DELETE FROM security_group_rules WHERE remote_group_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        // A port that took the group concurrently (after the count) makes
+        // the delete fail its foreign key: the same conflict.
+        let in_use = |e: sqlx::Error| {
+            if is_foreign_key_violation(&e) {
+                Error::conflict(format!("Security Group {id} in use."))
+            } else {
+                db_error(e)
+            }
+        };
+        sqlx::query("DELETE FROM security_groups WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(in_use)?;
+        tx.commit().await.map_err(in_use)
     }
 
     async fn rules_of(&self, group: SecurityGroupId) -> Result<Vec<SecurityGroupRule>, Error> {
@@ -354,7 +370,7 @@ impl Store {
         .map_err(|e| {
             if is_unique_violation(&e) {
                 Error::conflict("Security group rule already exists.")
-            } else if crate::db::is_foreign_key_violation(&e) {
+            } else if is_foreign_key_violation(&e) {
                 Error::not_found(ResourceKind::SecurityGroup, new.security_group_id)
             } else {
                 db_error(e)

@@ -96,16 +96,16 @@ impl Store {
         .collect()
     }
 
-    /// A compute service record by host and binary.
+    /// A service record by host and binary.
     pub async fn service_get(
         &self,
         host: &str,
         binary: &str,
     ) -> Result<Option<crate::ServiceRecord>, Error> {
         Ok(self
-            .service_list()
+            .service_list_filtered(Some(host), Some(binary))
             .await?
             .into_iter()
-            .find(|s| s.host == host && s.binary == binary))
+            .next())
     }
 }

@@ -13,10 +13,12 @@ mod client;
 mod db;
 mod plane;
 
-pub use api::{Account, TestApi};
+pub use api::{ADMIN_PASSWORD, Account, TestApi};
 pub use client::{Client, Reply};
 pub use db::{TestDb, pg_base_url};
-pub use plane::{ControlPlane, FakeHost, PlaneOptions, boot, wait_for_status};
+pub use plane::{
+    ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
+};
 
 /// Runs a store/API test body once per backend: expands to two `#[tokio::test]`
 /// functions, `<name>_sqlite` and `<name>_postgres`, each calling

@@ -1,12 +1,15 @@
 //! The whole control plane in one test process: API, conductors,
 //! schedulers and compute agents on the fake driver, over a real store
 //! and bus, as `omicron`'s `#[nexus_test]` runs Nexus with simulated sleds.
+//! Hosts on another driver (the libvirt driver of the real-VM tests) are
+//! added with [`ControlPlane::add_host`]; they download images from the
+//! image API with [`ControlPlane::image_api`]'s credentials.
 
 use crate::api::TestApi;
 use crate::client::{Client, Reply};
 use crate::db::TestDb;
 use cloud_bus::{Bus, InProcBus};
-use cloud_compute::{Agent, AgentConfig};
+use cloud_compute::{Agent, AgentConfig, ImageApiConfig};
 use cloud_conductor::{Conductor, ConductorConfig};
 use cloud_driver::Driver;
 use cloud_driver_fake::{FakeConfig, FakeDriver};
@@ -102,6 +105,8 @@ pub struct ControlPlane {
     /// The hosts.
     pub hosts: Vec<FakeHost>,
     options: PlaneOptions,
+    /// Hosts added with [`ControlPlane::add_host`], by name.
+    other_hosts: Vec<(String, Option<Running>)>,
     conductors: Vec<Running>,
     schedulers: Vec<(Arc<Scheduler>, Running)>,
 }
@@ -109,10 +114,13 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts everything and waits until every host is registered.
     pub async fn start(options: PlaneOptions) -> ControlPlane {
-        let bus: Arc<dyn Bus> = options
-            .bus
-            .clone()
-            .unwrap_or_else(|| Arc::new(InProcBus::new()));
+        // The embedded pair (SQLite + in-process bus) or the production
+        // pair (PostgreSQL + RabbitMQ), unless the test brings its own bus.
+        let bus: Arc<dyn Bus> = match (&options.bus, options.backend) {
+            (Some(b), _) => b.clone(),
+            (None, Backend::Sqlite) => Arc::new(InProcBus::new()),
+            (None, Backend::Postgres) => Arc::new(amqp_test_bus().await),
+        };
         let db = TestDb::new(options.backend).await;
         let api = TestApi::start_full(db, bus.clone(), |c| c.service_down_secs = 3).await;
         let mut plane = ControlPlane {
@@ -120,6 +128,7 @@ impl ControlPlane {
             bus,
             hosts: Vec::new(),
             options,
+            other_hosts: Vec::new(),
             conductors: Vec::new(),
             schedulers: Vec::new(),
         };
@@ -198,8 +207,59 @@ impl ControlPlane {
         }));
     }
 
+    /// Starts a compute agent `name` on `driver` (any driver: the real-VM
+    /// tests pass the libvirt driver) and waits until the host is
+    /// registered. Called again for a host stopped with
+    /// [`ControlPlane::stop_host`], it restarts the agent, as a restarted
+    /// `cloud-compute` process would, with the driver given.
+    pub async fn add_host(&mut self, name: &str, driver: Arc<dyn Driver>) {
+        let mut config = AgentConfig::for_host(name);
+        (self.options.agent)(&mut config);
+        let agent = Agent::new(config, self.bus.clone(), driver);
+        let running = Running::spawn(|stop| async move {
+            if let Err(e) = agent.run(stop.cancelled_owned()).await {
+                eprintln!("compute agent failed: {e:#}");
+            }
+        });
+        match self.other_hosts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, slot)) => {
+                assert!(slot.is_none(), "host {name} is running; stop it first");
+                *slot = Some(running);
+            }
+            None => self.other_hosts.push((name.to_owned(), Some(running))),
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.api.db.store.compute_node(name).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "host {name} did not register in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Credentials for a host's image downloads: the image API of this
+    /// plane, as the bootstrap admin.
+    pub fn image_api(&self) -> ImageApiConfig {
+        ImageApiConfig {
+            auth_url: format!("{}/identity/v3", self.api.url),
+            username: "admin".to_owned(),
+            password: Some(crate::api::ADMIN_PASSWORD.to_owned()),
+            user_domain_name: "Default".to_owned(),
+            project_name: "admin".to_owned(),
+            project_domain_name: "Default".to_owned(),
+        }
+    }
+
     /// Stops the agent of `name` (no more heartbeats, nothing consumed).
     pub async fn stop_host(&mut self, name: &str) {
+        if let Some((_, slot)) = self.other_hosts.iter_mut().find(|(n, _)| n == name) {
+            if let Some(r) = slot.take() {
+                r.task.abort();
+                let _ = r.task.await;
+            }
+            return;
+        }
         let host = self
             .hosts
             .iter_mut()
@@ -248,6 +308,12 @@ impl ControlPlane {
                 let _ = r.task.await;
             }
         }
+        for (_, slot) in &mut self.other_hosts {
+            if let Some(r) = slot.take() {
+                r.stop.cancel();
+                let _ = r.task.await;
+            }
+        }
         for (_, r) in self.schedulers.drain(..) {
             r.stop.cancel();
             let _ = r.task.await;
@@ -257,6 +323,24 @@ impl ControlPlane {
             let _ = c.task.await;
         }
     }
+}
+
+/// A RabbitMQ bus with names no other test uses; its queues expire soon
+/// after the test, so nothing is left on the broker. Fails the test when
+/// RabbitMQ is unreachable.
+pub async fn amqp_test_bus() -> cloud_bus::AmqpBus {
+    let url = std::env::var("CLOUD_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let mut cfg =
+        cloud_bus::AmqpConfig::new(url.clone(), format!("t-{}", uuid::Uuid::new_v4().simple()));
+    cfg.queue_expires = Some(Duration::from_secs(60));
+    cfg.connection_name = "cloud-test".to_owned();
+    cloud_bus::AmqpBus::connect(cfg).await.unwrap_or_else(|e| {
+        panic!(
+            "RabbitMQ is required for this test but {url} is unreachable: {e}. \
+             Start it with deploy/dev-services.sh."
+        )
+    })
 }
 
 /// Polls a server until its status is one of `statuses` (or it is gone,
@@ -300,4 +384,32 @@ pub async fn boot(client: &Client, name: &str, flavor: &str, image: &str, extra:
     client
         .post("/compute/v2.1/servers", json!({"server": server}))
         .await
+}
+
+/// Uploads an image through the image API (create, then PUT the bytes)
+/// and returns its id. `extra` adds fields to the create request
+/// (`visibility`, properties such as `kernel_id`).
+pub async fn upload_image(
+    client: &Client,
+    name: &str,
+    disk_format: &str,
+    data: Vec<u8>,
+    extra: Value,
+) -> String {
+    let mut body = json!({"name": name, "disk_format": disk_format, "container_format": "bare"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let r = client.post("/image/v2/images", body).await;
+    assert_eq!(r.status, 201, "image create: {}", r.body);
+    let id = r.body["id"].as_str().expect("image id").to_owned();
+    let put = client
+        .request("PUT", &format!("/image/v2/images/{id}/file"))
+        .header("content-type", "application/octet-stream")
+        .body(data);
+    let r = Client::finish(put).await;
+    assert_eq!(r.status, 204, "image upload: {}", r.body);
+    id
 }

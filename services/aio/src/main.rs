@@ -6,35 +6,31 @@
 //! single-node deployment:
 //!
 //! ```text
-//! cloud-aio --data-dir ./data --listen 127.0.0.1:8080
+//! cloud-aio --data-dir ./data --listen 127.0.0.1:8080 [--driver auto|libvirt|fake]
 //! ```
+//!
+//! The local compute host runs real VMs through libvirt when it can
+//! (`--driver auto`, see [`driver`]); `scripts/aio` prepares the machine
+//! and builds with or without libvirt accordingly.
+
+mod driver;
+mod service_user;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use cloud_api::{ApiConfig, AppState};
 use cloud_bus::{Bus, InProcBus};
 use cloud_compute::{Agent, AgentConfig};
 use cloud_conductor::{Conductor, ConductorConfig};
-use cloud_driver::Driver;
 use cloud_driver_fake::{FakeConfig, FakeDriver};
 use cloud_scheduler::{Scheduler, SchedulerConfig};
 use cloud_service_common::telemetry::init_tracing;
 use cloud_store::Store;
+use driver::DriverChoice;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// Which hypervisor driver the local compute agent uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum DriverChoice {
-    /// libvirt when `qemu:///system` answers, else fake.
-    Auto,
-    /// Real VMs through libvirt and QEMU.
-    Libvirt,
-    /// In-memory VMs.
-    Fake,
-}
 
 /// Command line of cloud-aio.
 #[derive(Debug, Parser)]
@@ -95,18 +91,21 @@ async fn main() -> anyhow::Result<()> {
     let scheduler = Scheduler::new(store.clone(), bus.clone(), SchedulerConfig::default());
     tasks.push(tokio::spawn(scheduler.run(stop.clone().cancelled_owned())));
 
+    // Listen first: the local agent downloads images from this address.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let api_addr = listener.local_addr().context("no local address")?;
+    let service_password = service_user::ensure_service_user(&store)
+        .await
+        .context("cannot set up the compute service user")?;
     let local = cloud_service_common::hostname();
-    let driver: Arc<dyn Driver> = match args.driver {
-        DriverChoice::Libvirt => {
-            anyhow::bail!("the libvirt driver is not built into this binary yet; use --driver fake")
-        }
-        DriverChoice::Auto | DriverChoice::Fake => {
-            if args.driver == DriverChoice::Auto {
-                println!("Compute driver: fake (in-memory VMs)");
-            }
-            Arc::new(FakeDriver::new(FakeConfig::default()))
-        }
-    };
+    let driver = driver::choose(
+        args.driver,
+        &args.data_dir,
+        driver::image_api(api_addr, service_password),
+    )
+    .await?;
     tracing::info!(host = %local, driver = driver.kind(), "local compute host");
     let agent = Agent::new(AgentConfig::for_host(&local), bus.clone(), driver);
     tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
@@ -122,9 +121,6 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ApiConfig::for_data_dir(args.data_dir.clone());
     config.listen = args.listen;
     config.public_url = args.public_url.clone();
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let handle = cloud_api::serve(
         listener,
         AppState::with_bus(store.clone(), config, bus.clone()),

@@ -93,3 +93,13 @@ impl ApiConfig {
         }
     }
 }
+
+/// The file of `cloud-api --config FILE`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[bus]`.
+    pub bus: cloud_service_common::config::BusConfig,
+}

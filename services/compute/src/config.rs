@@ -1,6 +1,29 @@
-//! Configuration of a compute agent.
+//! Configuration of a compute agent: the `[agent]` settings, and the
+//! whole file of `cloud-compute --config FILE`.
 
+use crate::driver_config::DriverConfig;
+use crate::image_fetcher::ImageApiConfig;
+use cloud_service_common::config::{BusConfig, MetricsConfig};
 use serde::Deserialize;
+
+/// The file of `cloud-compute --config FILE`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[agent]`: host name, zone, intervals, inventory.
+    pub agent: AgentConfig,
+    /// `[driver]`: `kind = "fake"` or `kind = "libvirt"` and its settings.
+    pub driver: DriverConfig,
+    /// `[image_api]`: the service account images are downloaded with.
+    /// Optional for the fake driver, which downloads nothing.
+    #[serde(default)]
+    pub image_api: Option<ImageApiConfig>,
+    /// `[bus]`: the AMQP broker.
+    pub bus: BusConfig,
+    /// `[metrics]`: optional `/metrics` listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
 
 /// The `[agent]` settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -20,6 +43,10 @@ pub struct AgentConfig {
     /// How long a guest gets to shut down before it is forced off.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// Seconds between runs of the driver's housekeeping
+    /// ([`cloud_driver::Driver::periodic_maintenance`]: image cache cleanup).
+    #[serde(default = "default_maintenance")]
+    pub maintenance_secs: f64,
     /// Operations handled at once (different VMs).
     #[serde(default = "default_concurrency")]
     pub max_concurrent_operations: usize,
@@ -94,6 +121,10 @@ fn default_sync() -> f64 {
     30.0
 }
 
+fn default_maintenance() -> f64 {
+    600.0
+}
+
 fn default_shutdown_timeout() -> u64 {
     60
 }
@@ -110,6 +141,7 @@ impl AgentConfig {
             availability_zone: default_az(),
             heartbeat_secs: default_heartbeat(),
             power_sync_secs: default_sync(),
+            maintenance_secs: default_maintenance(),
             shutdown_timeout_secs: default_shutdown_timeout(),
             max_concurrent_operations: default_concurrency(),
             inventory: InventoryConfig::default(),

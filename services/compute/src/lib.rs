@@ -11,13 +11,17 @@
 //! message may be delivered twice.
 
 pub mod config;
+pub mod driver_config;
+pub mod image_fetcher;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
 use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
 use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, HostEvent, Reply};
-pub use config::{AgentConfig, InventoryConfig};
+pub use config::{AgentConfig, FileConfig, InventoryConfig};
+pub use driver_config::{DriverConfig, build_driver};
+pub use image_fetcher::{HttpImageFetcher, ImageApiConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -232,7 +236,7 @@ impl Agent {
         self: Arc<Self>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut consumer = self.bus.consume(&compute_queue(&self.config.host)).await?;
+        let consumer = self.bus.consume(&compute_queue(&self.config.host)).await?;
         let mut report_attempts = 0;
         while let Err(e) = self.report_host(true).await {
             report_attempts += 1;
@@ -249,37 +253,30 @@ impl Agent {
         let heartbeat =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
         let sync = cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().power_sync_loop()));
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.config.max_concurrent_operations.max(1),
-        ));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                d = consumer.next() => {
-                    let Some(d) = d else { break };
-                    let Ok(permit) = limit.clone().acquire_owned().await else { break };
-                    let agent = self.clone();
-                    tokio::spawn(async move {
-                        agent.dispatch(d).await;
-                        drop(permit);
-                    });
-                }
-            }
-        }
+        let maintenance =
+            cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().maintenance_loop()));
+        let me = self.clone();
+        cloud_service_common::worker::drain_queue(
+            consumer,
+            self.config.max_concurrent_operations,
+            shutdown,
+            move |d| {
+                let me = me.clone();
+                async move { me.dispatch(d).await }
+            },
+        )
+        .await;
         drop(heartbeat);
         drop(sync);
+        drop(maintenance);
         // Let in-flight operations finish.
-        let _ = limit
-            .acquire_many(self.config.max_concurrent_operations.max(1) as u32)
-            .await;
         tracing::info!(host = %self.config.host, "compute agent stopped");
         Ok(())
     }
 
     async fn dispatch(&self, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, host = %self.config.host);
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, host = %self.config.host, traceparent = d.envelope.traceparent.as_deref().unwrap_or(""));
         async {
             let msg: ComputeMsg = match cloud_rpc::decode(&d.envelope) {
                 Ok(m) => m,
@@ -326,6 +323,18 @@ impl Agent {
                 binary: BINARY.to_owned(),
             };
             self.send(&msg, "req-heartbeat").await;
+        }
+    }
+
+    /// Runs the driver's housekeeping every `maintenance_secs` (not at
+    /// start: a restarting agent has more urgent work).
+    async fn maintenance_loop(self: Arc<Self>) {
+        let period = Duration::from_secs_f64(self.config.maintenance_secs.max(1.0));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.driver.periodic_maintenance().await;
         }
     }
 

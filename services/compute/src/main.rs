@@ -1,1 +1,73 @@
-fn main() {}
+//! `cloud-compute --config FILE`: the agent of one hypervisor host.
+//!
+//! Reads the TOML file (`[agent]`, `[driver]`, `[image_api]`, `[bus]`,
+//! optional `[metrics]`; see `deploy/config/compute.example.toml`),
+//! builds the driver with an image fetcher that downloads from the image
+//! API, connects to the bus and runs the agent until SIGTERM or Ctrl-C.
+//! Secrets may come from the environment instead of the file:
+//! `CLOUD_AMQP_URL` and `CLOUD_COMPUTE_PASSWORD`.
+
+use clap::Parser;
+use cloud_compute::driver_config::NoImages;
+use cloud_compute::{Agent, FileConfig, HttpImageFetcher, build_driver};
+use cloud_driver::ImageFetcher;
+use cloud_service_common::config::error_chain;
+use cloud_service_common::telemetry::init_tracing;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Command line of cloud-compute.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cloud-compute",
+    version,
+    about = "Run the compute agent of one hypervisor host"
+)]
+struct Args {
+    /// The configuration file.
+    #[arg(long, default_value = "/etc/cloud/compute.toml")]
+    config: PathBuf,
+}
+
+async fn run(config: FileConfig) -> anyhow::Result<()> {
+    let fetcher: Arc<dyn ImageFetcher> = match &config.image_api {
+        Some(c) => Arc::new(HttpImageFetcher::new(c.clone())?),
+        None if config.driver.needs_images() => {
+            anyhow::bail!(
+                "[image_api] is required for the {} driver: it downloads images with it",
+                config.driver.kind()
+            )
+        }
+        None => Arc::new(NoImages),
+    };
+    let driver = build_driver(config.driver, fetcher).await?;
+    // The AMQP connection shared by every multi-process service.
+    let bus = cloud_service_common::bus::connect(&config.bus).await?;
+    if let Some(addr) = config.metrics.listen {
+        tokio::spawn(async move {
+            if let Err(e) = cloud_service_common::metrics::serve(addr).await {
+                tracing::error!(%addr, error = %e, "the metrics listener failed");
+            }
+        });
+    }
+    let agent = Agent::new(config.agent, bus, driver);
+    agent.run(cloud_service_common::shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let config: FileConfig = match cloud_service_common::load_config(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cloud-compute: {}", error_chain(&e));
+            std::process::exit(2);
+        }
+    };
+    init_tracing("info");
+    if let Err(e) = run(config).await {
+        tracing::error!(error = %format!("{e:#}"), "cloud-compute failed");
+        eprintln!("cloud-compute: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -46,3 +46,19 @@ impl Default for ConductorConfig {
         }
     }
 }
+
+/// The file of `cloud-conductor --config FILE`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[database]`.
+    pub database: cloud_service_common::config::DatabaseConfig,
+    /// `[bus]`.
+    pub bus: cloud_service_common::config::BusConfig,
+    /// `[conductor]`.
+    #[serde(default)]
+    pub conductor: ConductorConfig,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: cloud_service_common::config::MetricsConfig,
+}

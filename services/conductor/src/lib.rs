@@ -118,43 +118,32 @@ impl Conductor {
         self: Arc<Self>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut consumer = self.bus.consume(CONDUCTOR_QUEUE).await?;
+        let consumer = self.bus.consume(CONDUCTOR_QUEUE).await?;
         let reconciler =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().reconcile_loop()));
         let heartbeat =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().heartbeat_loop()));
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.config.max_concurrent_messages.max(1),
-        ));
         tracing::info!(id = %self.id, "conductor is up");
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                d = consumer.next() => {
-                    let Some(d) = d else { break };
-                    let Ok(permit) = limit.clone().acquire_owned().await else { break };
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        me.dispatch(d).await;
-                        drop(permit);
-                    });
-                }
-            }
-        }
+        let me = self.clone();
+        cloud_service_common::worker::drain_queue(
+            consumer,
+            self.config.max_concurrent_messages,
+            shutdown,
+            move |d| {
+                let me = me.clone();
+                async move { me.dispatch(d).await }
+            },
+        )
+        .await;
         drop(reconciler);
         drop(heartbeat);
-        let _ = limit
-            .acquire_many(self.config.max_concurrent_messages.max(1) as u32)
-            .await;
         tracing::info!(id = %self.id, "conductor stopped");
         Ok(())
     }
 
     async fn dispatch(self: &Arc<Self>, d: Delivery) {
         let request_id = d.envelope.request_id.clone();
-        let span =
-            tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind);
+        let span = tracing::info_span!("message", request_id = %request_id, kind = %d.envelope.kind, traceparent = d.envelope.traceparent.as_deref().unwrap_or(""));
         async {
             let msg: ConductorMsg = match cloud_rpc::decode(&d.envelope) {
                 Ok(m) => m,

@@ -3,14 +3,32 @@
 use crate::Conductor;
 use base64::Engine;
 use cloud_driver::{FlavorSpec, ImageSpec, NicSpec, NumaPlacement, VmSpec};
+use cloud_model::image::Image;
 use cloud_model::instance::Instance;
-use cloud_model::{Error, PortId};
+use cloud_model::{Error, ImageId, PortId};
 use cloud_store::Scope;
+
+/// What the driver needs to know about an image to download and verify it.
+fn image_spec(image: &Image) -> ImageSpec {
+    ImageSpec {
+        id: image.id.to_string(),
+        disk_format: image
+            .disk_format
+            .clone()
+            .unwrap_or_else(|| "raw".to_owned()),
+        size: u64::try_from(image.size.unwrap_or(0)).unwrap_or(0),
+        checksum: image.checksum.clone().unwrap_or_default(),
+        sha512: image.os_hash_value.clone(),
+        properties: image.properties.clone(),
+    }
+}
 
 impl Conductor {
     /// Everything the host needs to build the server.
     pub(crate) async fn vm_spec(&self, inst: &Instance, ports: &[PortId]) -> Result<VmSpec, Error> {
         let image = self.store.image_get(inst.image_id, &Scope::All).await?;
+        let kernel = self.linked_image(&image, "kernel_id").await?;
+        let ramdisk = self.linked_image(&image, "ramdisk_id").await?;
         let mut nics = Vec::new();
         for port_id in ports {
             let port = self.store.port_get(*port_id, &Scope::All).await?;
@@ -65,17 +83,9 @@ impl Conductor {
                 ephemeral_gb: u64::try_from(f.ephemeral_gb).unwrap_or(0),
                 extra_specs: f.extra_specs.clone(),
             },
-            image: ImageSpec {
-                id: image.id.to_string(),
-                disk_format: image
-                    .disk_format
-                    .clone()
-                    .unwrap_or_else(|| "raw".to_owned()),
-                size: u64::try_from(image.size.unwrap_or(0)).unwrap_or(0),
-                checksum: image.checksum.clone().unwrap_or_default(),
-                sha512: image.os_hash_value.clone(),
-                properties: image.properties.clone(),
-            },
+            image: image_spec(&image),
+            kernel,
+            ramdisk,
             nics,
             user_data,
             metadata: inst.metadata.clone(),
@@ -87,5 +97,27 @@ impl Conductor {
             launch_index: u32::try_from(inst.launch_index).unwrap_or(0),
             numa,
         })
+    }
+
+    /// The kernel or ramdisk image an image names in `property`
+    /// (`kernel_id` / `ramdisk_id`). `None` when it names none, or one that
+    /// is gone or unusable: the host then fails the build with a fault
+    /// naming the property, as the user should see it.
+    async fn linked_image(
+        &self,
+        image: &Image,
+        property: &str,
+    ) -> Result<Option<ImageSpec>, Error> {
+        let Some(raw) = image.properties.get(property).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let Some(id) = ImageId::parse(raw) else {
+            return Ok(None);
+        };
+        match self.store.image_get(id, &Scope::All).await {
+            Ok(linked) if linked.status == "active" => Ok(Some(image_spec(&linked))),
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

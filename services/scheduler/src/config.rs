@@ -30,3 +30,19 @@ impl Default for SchedulerConfig {
         }
     }
 }
+
+/// The file of `cloud-scheduler --config FILE`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[database]`.
+    pub database: cloud_service_common::config::DatabaseConfig,
+    /// `[bus]`.
+    pub bus: cloud_service_common::config::BusConfig,
+    /// `[scheduler]`.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: cloud_service_common::config::MetricsConfig,
+}

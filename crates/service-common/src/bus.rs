@@ -1,0 +1,24 @@
+//! Connecting a service to the message bus described by its `[bus]`.
+
+use crate::config::BusConfig;
+use cloud_bus::{AmqpBus, AmqpConfig, Bus};
+use std::sync::Arc;
+
+/// Connects to RabbitMQ as `[bus]` says. Fails if the broker cannot be
+/// reached now; once connected, the bus reconnects by itself.
+pub async fn connect(cfg: &BusConfig) -> anyhow::Result<Arc<dyn Bus>> {
+    let url = cfg
+        .url()
+        .ok_or_else(|| anyhow::anyhow!("no AMQP URL: set [bus] amqp_url or CLOUD_AMQP_URL"))?;
+    let mut amqp = AmqpConfig::new(url, cfg.prefix.clone());
+    amqp.connection_name = format!(
+        "{}@{}",
+        std::env::args()
+            .next()
+            .and_then(|a| a.rsplit('/').next().map(str::to_owned))
+            .unwrap_or_else(|| "cloud".into()),
+        crate::hostname()
+    );
+    let bus = AmqpBus::connect(amqp).await?;
+    Ok(Arc::new(bus))
+}

@@ -1,0 +1,325 @@
+//! `/v2.0/ports[/{id}]`: virtual NICs with a MAC, fixed IPs and security
+//! groups.
+//!
+//! Addresses come from the store's IPAM, which hands each address out at
+//! most once however many requests race: an explicit address already held
+//! is a 409 (`IpAddressAlreadyAllocated`), an exhausted subnet a 409 that
+//! says so (`IpAddressGenerationFailure`). A port without explicit
+//! security groups gets its project's default group, created on first use.
+
+use crate::auth::{Action, Ctx};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs};
+use crate::network::filters::Filters;
+use crate::network::port_checks::{self, FixedIpRequest};
+use crate::network::{body_id, check_len, created, ok, path_id, target_project, views};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cloud_model::network::Port;
+use cloud_model::{NetworkId, PortId, ProjectId, ResourceKind, SecurityGroupId};
+use cloud_store::{NewPort, PortFilter, Scope};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `POST /v2.0/ports` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCreateBody {
+    port: PortCreate,
+}
+
+/// The attributes of a new port. Address pairs and extra DHCP options are
+/// accepted only empty (what clients send when they mean "none").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortCreate {
+    network_id: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    admin_state_up: Option<bool>,
+    fixed_ips: Option<Vec<FixedIpRequest>>,
+    mac_address: Option<String>,
+    device_id: Option<String>,
+    device_owner: Option<String>,
+    security_groups: Option<Vec<String>>,
+    port_security_enabled: Option<bool>,
+    allowed_address_pairs: Option<Vec<Value>>,
+    extra_dhcp_opts: Option<Vec<Value>>,
+    project_id: Option<String>,
+    tenant_id: Option<String>,
+}
+
+/// `PUT /v2.0/ports/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortUpdateBody {
+    port: PortChanges,
+}
+
+/// The changeable attributes of a port.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortChanges {
+    name: Option<String>,
+    description: Option<String>,
+    admin_state_up: Option<bool>,
+    security_groups: Option<Vec<String>>,
+    device_id: Option<String>,
+    device_owner: Option<String>,
+}
+
+/// Refuses attributes of features we do not have.
+fn unsupported(req: &PortCreate) -> ApiResult<()> {
+    let set = [
+        (
+            "port_security_enabled",
+            req.port_security_enabled == Some(false),
+        ),
+        (
+            "allowed_address_pairs",
+            req.allowed_address_pairs
+                .as_ref()
+                .is_some_and(|p| !p.is_empty()),
+        ),
+        (
+            "extra_dhcp_opts",
+            req.extra_dhcp_opts.as_ref().is_some_and(|o| !o.is_empty()),
+        ),
+    ];
+    match set.iter().find(|(_, given)| *given) {
+        Some((field, _)) => Err(ApiError::bad_request(format!(
+            "Invalid input for {field}: this cloud does not support it."
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The security groups of a port of `project`: the named ones (each must
+/// be the project's), or the project's default group.
+async fn security_groups(
+    state: &AppState,
+    project: &ProjectId,
+    requested: Option<&[String]>,
+) -> ApiResult<Vec<SecurityGroupId>> {
+    let store = state.store();
+    let Some(requested) = requested else {
+        return Ok(vec![store.security_group_ensure_default(project).await?.id]);
+    };
+    let scope = Scope::Project(project.clone());
+    let mut ids = Vec::with_capacity(requested.len());
+    for (i, raw) in requested.iter().enumerate() {
+        let id = body_id(
+            &format!("security_groups[{i}]"),
+            raw,
+            SecurityGroupId::parse,
+        )?;
+        store.security_group_get(id, &scope).await?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Creates a port and allocates its addresses.
+#[utoipa::path(post, path = "/v2.0/ports", tag = "network",
+    request_body(content = Object, description = "`{\"port\": {network_id, name, description, \
+        admin_state_up, fixed_ips: [{subnet_id, ip_address}], mac_address, device_id, \
+        device_owner, security_groups, project_id}}`"),
+    responses((status = 201, description = "The new port"),
+        (status = 400, description = "Invalid attribute"),
+        (status = 403, description = "Explicit address or MAC on another project's network"),
+        (status = 404, description = "No such network, subnet or security group"),
+        (status = 409, description = "Address or MAC in use, or no address left")))]
+pub async fn port_create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<PortCreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    ctx.authorize(Action::NetworkWrite)?;
+    let req = body.port;
+    unsupported(&req)?;
+    let project = target_project(&ctx, req.project_id.as_deref(), req.tenant_id.as_deref())?;
+    let raw_net = req.network_id.as_deref().ok_or_else(|| {
+        ApiError::bad_request("Invalid input: network_id is required to create a port.")
+    })?;
+    let network_id = body_id("network_id", raw_net, NetworkId::parse)?;
+    let network = state
+        .store()
+        .network_get(network_id, &ctx.read_scope()?)
+        .await?;
+    let name = req.name.unwrap_or_default();
+    let description = req.description.unwrap_or_default();
+    check_len("name", &name, 255)?;
+    check_len("description", &description, 255)?;
+    let device_owner = req.device_owner.unwrap_or_default();
+    check_len("device_owner", &device_owner, 255)?;
+    let device_id = port_checks::device_id(req.device_id.as_deref())?;
+    let mac_address = req
+        .mac_address
+        .as_deref()
+        .map(port_checks::mac_address)
+        .transpose()?;
+    let fixed_ips = match &req.fixed_ips {
+        None => Vec::new(),
+        Some(list) => port_checks::fixed_ips(&state, &network, list).await?,
+    };
+    // Choosing an address or a MAC is for the network's owner (Neutron's
+    // `create_port:fixed_ips:ip_address` / `create_port:mac_address`).
+    let explicit_ip = req
+        .fixed_ips
+        .iter()
+        .flatten()
+        .any(|f| f.ip_address.is_some());
+    if explicit_ip || mac_address.is_some() {
+        crate::network::ensure_owner(
+            &ctx,
+            &network.project_id,
+            &format!("addresses of network {network_id}"),
+        )?;
+    }
+    let security_groups = security_groups(&state, &project, req.security_groups.as_deref()).await?;
+    let port = state
+        .store()
+        .port_create(&NewPort {
+            network_id,
+            project_id: project,
+            name,
+            description,
+            fixed_ips,
+            mac_address,
+            device_id,
+            device_owner,
+            admin_state_up: req.admin_state_up.unwrap_or(true),
+            security_groups,
+        })
+        .await?;
+    Ok(created("port", views::port(&port)))
+}
+
+/// Lists the caller's ports (admins: all), filtered by any attribute,
+/// including `fixed_ips=ip_address=X` and `fixed_ips=subnet_id=Y`.
+#[utoipa::path(get, path = "/v2.0/ports", tag = "network",
+    params(("network_id" = Option<String>, Query, description = "Network"),
+        ("device_id" = Option<String>, Query, description = "Server using the port"),
+        ("device_owner" = Option<String>, Query, description = "Owner string"),
+        ("name" = Option<String>, Query, description = "Exact name"),
+        ("mac_address" = Option<String>, Query, description = "MAC"),
+        ("fixed_ips" = Option<String>, Query, description = "`ip_address=X` or `subnet_id=Y`")),
+    responses((status = 200, description = "Ports")))]
+pub async fn port_list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    ctx.authorize(Action::NetworkRead)?;
+    let filters = Filters::from_query(&q);
+    let non_empty = |k: &str| {
+        filters
+            .single(k)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let network_id = match filters.single("network_id") {
+        Some(raw) => match NetworkId::parse(raw) {
+            Some(id) => Some(id),
+            // No network has that id: nothing matches.
+            None => return Ok(Json(json!({ "ports": [] }))),
+        },
+        None => None,
+    };
+    let ports = state
+        .store()
+        .port_list(&PortFilter {
+            scope: ctx.read_scope()?,
+            network_id,
+            device_id: non_empty("device_id"),
+            device_owner: non_empty("device_owner"),
+            name: filters.single("name").map(str::to_owned),
+            mac_address: non_empty("mac_address"),
+        })
+        .await?;
+    let views = filters.apply(ports.iter().map(views::port).collect());
+    Ok(Json(json!({ "ports": views })))
+}
+
+/// Loads a port the caller may see.
+async fn load(state: &AppState, ctx: &Ctx, raw: &str) -> ApiResult<Port> {
+    let id = path_id(raw, ResourceKind::Port, PortId::parse)?;
+    Ok(state.store().port_get(id, &ctx.read_scope()?).await?)
+}
+
+/// Shows a port.
+#[utoipa::path(get, path = "/v2.0/ports/{port_id}", tag = "network",
+    params(("port_id" = String, Path, description = "Port id")),
+    responses((status = 200, description = "The port"),
+        (status = 404, description = "No such port visible to the caller")))]
+pub async fn port_show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(port_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ctx.authorize(Action::NetworkRead)?;
+    let port = load(&state, &ctx, &port_id).await?;
+    Ok(ok("port", views::port(&port)))
+}
+
+/// Changes a port's name, description, state, security groups or device.
+#[utoipa::path(put, path = "/v2.0/ports/{port_id}", tag = "network",
+    params(("port_id" = String, Path, description = "Port id")),
+    request_body(content = Object, description = "`{\"port\": {name, description, \
+        admin_state_up, security_groups, device_id, device_owner}}`"),
+    responses((status = 200, description = "The updated port"),
+        (status = 400, description = "Invalid attribute"),
+        (status = 404, description = "No such port or security group")))]
+pub async fn port_update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(port_id): Path<String>,
+    JsonBody(body): JsonBody<PortUpdateBody>,
+) -> ApiResult<Json<Value>> {
+    ctx.authorize(Action::NetworkWrite)?;
+    let mut port = load(&state, &ctx, &port_id).await?;
+    let req = body.port;
+    if let Some(name) = req.name {
+        check_len("name", &name, 255)?;
+        port.name = name;
+    }
+    if let Some(description) = req.description {
+        check_len("description", &description, 255)?;
+        port.description = description;
+    }
+    if let Some(up) = req.admin_state_up {
+        port.admin_state_up = up;
+    }
+    if let Some(owner) = req.device_owner {
+        check_len("device_owner", &owner, 255)?;
+        port.device_owner = owner;
+    }
+    if let Some(device) = req.device_id {
+        port.device_id = port_checks::device_id(Some(&device))?;
+    }
+    if let Some(groups) = &req.security_groups {
+        port.security_group_ids = security_groups(&state, &port.project_id, Some(groups)).await?;
+    }
+    let port = state.store().port_update(&port).await?;
+    Ok(ok("port", views::port(&port)))
+}
+
+/// Deletes a port and frees its addresses.
+#[utoipa::path(delete, path = "/v2.0/ports/{port_id}", tag = "network",
+    params(("port_id" = String, Path, description = "Port id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such port")))]
+pub async fn port_delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(port_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    ctx.authorize(Action::NetworkWrite)?;
+    let port = load(&state, &ctx, &port_id).await?;
+    state.store().port_delete(port.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

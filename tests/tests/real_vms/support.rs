@@ -1,0 +1,496 @@
+//! What the real-VM scenarios share: the test guest (built once per set of
+//! inputs and shared by every test process of a run), a control plane
+//! with one compute host on the libvirt driver, networks, servers, and
+//! reading the guest's `TESTGUEST` console markers through the API.
+
+use base64::Engine;
+use cloud_compute::HttpImageFetcher;
+use cloud_driver::Driver;
+use cloud_driver_fake::FakeConfig;
+use cloud_driver_libvirt::{LibvirtConfig, LibvirtDriver, VirtTypeSetting};
+use cloud_model::network::{AllocationPool, Ipv4Cidr, Network};
+use cloud_model::{InstanceId, NetworkId, ProjectId, Timestamp};
+use cloud_store::{Backend, NewSubnet};
+use cloud_test_utils::{Account, ControlPlane, PlaneOptions, upload_image, wait_for_status};
+use serde_json::{Value, json};
+use std::hash::{Hash, Hasher};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Boot-to-READY under TCG is 10-20 s on a busy 2-core host; leave room
+/// for tests running side by side.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+/// Reaching ACTIVE/SHUTOFF/deleted through the control plane.
+pub const STATE_TIMEOUT: Duration = Duration::from_secs(180);
+/// The compute host's name.
+pub const HOST: &str = "real-1";
+/// The libvirt URI the tests use.
+pub const URI: &str = "qemu:///system";
+
+/// The directory with the test guest's build script and guest files.
+pub fn images_dir() -> PathBuf {
+    std::env::var_os("CLOUD_TEST_IMAGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/images"))
+}
+
+/// A key for what the build reads: the script and guest files, and the
+/// kernels in /boot. Tests of one run (and later runs with the same
+/// inputs) share one build.
+fn inputs_key(dir: &Path) -> u64 {
+    fn walk(p: &Path, h: &mut std::collections::hash_map::DefaultHasher) {
+        let mut entries: Vec<_> = std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for e in entries {
+            let name = e
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if name == "out" || name.starts_with('.') {
+                continue;
+            }
+            name.hash(h);
+            if e.is_dir() {
+                walk(&e, h);
+            } else if let Ok(bytes) = std::fs::read(&e) {
+                bytes.hash(h);
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    walk(dir, &mut h);
+    let mut kernels: Vec<String> = std::fs::read_dir("/boot")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("vmlinuz-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    kernels.sort();
+    kernels.hash(&mut h);
+    h.finish()
+}
+
+/// The built test guest (`testguest.qcow2`, `-vmlinuz`, `-initrd.img`):
+/// built with `build-test-image.sh` into the target directory's temporary
+/// area unless a build of the same inputs is there; concurrent test
+/// processes wait for one build under a file lock.
+pub fn guest() -> PathBuf {
+    let dir = images_dir();
+    let script = dir.join("build-test-image.sh");
+    assert!(
+        script.is_file(),
+        "{} not found; set CLOUD_TEST_IMAGES_DIR to the test image directory",
+        script.display()
+    );
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("testguest");
+    std::fs::create_dir_all(&root).expect("guest cache dir");
+    let out = root.join(format!("{:016x}", inputs_key(&dir)));
+    let lock = std::fs::File::create(root.join(".lock")).expect("lock file");
+    lock.lock().expect("lock the guest cache");
+    if !out.join("SHA256SUMS").is_file() {
+        let started = Instant::now();
+        let _ = std::fs::remove_dir_all(&out);
+        let status = std::process::Command::new(&script)
+            .arg("-o")
+            .arg(&out)
+            .arg("--no-raw")
+            .status()
+            .expect("cannot run build-test-image.sh");
+        assert!(status.success(), "build-test-image.sh failed: {status}");
+        eprintln!("test guest built in {:.1?}", started.elapsed());
+    }
+    drop(lock);
+    out
+}
+
+/// A control plane (API, conductor, scheduler) with one compute host,
+/// [`HOST`], on the libvirt driver, downloading images from the plane's
+/// image API over HTTP.
+pub struct RealCloud {
+    /// The control plane.
+    pub plane: ControlPlane,
+    /// The bootstrap admin.
+    pub admin: Account,
+    /// The driver's configuration (a restarted agent gets a new driver
+    /// with the same configuration).
+    pub config: LibvirtConfig,
+    /// The running driver (to look at its files).
+    pub driver: Arc<LibvirtDriver>,
+    /// The built guest.
+    pub guest: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RealCloud {
+    /// Starts everything. Fails (never skips) when libvirt is unreachable.
+    pub async fn start() -> RealCloud {
+        if let Err(e) = cloud_driver_libvirt::check_connection(URI).await {
+            panic!("{URI} is unreachable ({e:#}); run deploy/libvirt-host.sh");
+        }
+        let guest = tokio::task::spawn_blocking(guest).await.unwrap();
+        let mut options = PlaneOptions::hosts(Backend::Sqlite, 0, FakeConfig::default());
+        options.conductor.spawn_timeout_secs = 180;
+        options.conductor.action_timeout_secs = 180;
+        options.conductor.delete_timeout_secs = 120;
+        options.agent = |a| {
+            a.heartbeat_secs = 0.5;
+            a.power_sync_secs = 1.0;
+            a.maintenance_secs = 1.0;
+            a.shutdown_timeout_secs = 60;
+            a.inventory.cpu_allocation_ratio = 4.0;
+        };
+        let mut plane = ControlPlane::start(options).await;
+        let admin = plane.api.admin().await;
+        let dir = tempfile::tempdir().unwrap();
+        // QEMU runs as libvirt-qemu: it must reach the files below.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let config = LibvirtConfig {
+            uri: URI.to_owned(),
+            virt_type: VirtTypeSetting::Auto,
+            instances_path: dir.path().join("instances"),
+            image_cache_path: dir.path().join("images"),
+            // Shared with the driver's own tests: the virt-type probe is
+            // cached there once per host boot. Bridges are per network and
+            // networks are random, so tests do not collide.
+            state_path: std::env::temp_dir().join("cloud-driver-libvirt-tests"),
+            // Unused base images leave the cache within seconds.
+            image_cache_max_unused_age_secs: 5,
+            shutdown_timeout_secs: 60,
+            reserved_host_memory_mb: 0,
+            ..LibvirtConfig::default()
+        };
+        let driver = new_driver(&plane, &config).await;
+        plane.add_host(HOST, driver.clone()).await;
+        RealCloud {
+            plane,
+            admin,
+            config,
+            driver,
+            guest,
+            _dir: dir,
+        }
+    }
+
+    /// Restarts the compute agent, as a restarted `cloud-compute` process
+    /// would: the old agent is killed, a new driver connects to libvirt.
+    pub async fn restart_agent(&mut self) {
+        self.plane.stop_host(HOST).await;
+        self.driver = new_driver(&self.plane, &self.config).await;
+        self.plane.add_host(HOST, self.driver.clone()).await;
+    }
+
+    /// The admin's HTTP client.
+    pub fn client(&self) -> &cloud_test_utils::Client {
+        &self.admin.client
+    }
+
+    /// Uploads a file of the guest through the image API.
+    pub async fn upload(&self, name: &str, file: &str, disk_format: &str, extra: Value) -> String {
+        let data = std::fs::read(self.guest.join(file)).unwrap();
+        upload_image(self.client(), name, disk_format, data, extra).await
+    }
+
+    /// A flavor through the store (`disk` 1 GiB).
+    pub async fn flavor(&self, id: &str, vcpus: i64, ram_mb: i64) -> String {
+        cloud_e2e::flavor(&self.plane.api.db.store, id, vcpus, ram_mb, &[]).await;
+        id.to_owned()
+    }
+
+    /// A shared network with one DHCP subnet in a random 10.x.y.0/24 (no
+    /// clash with other tests' bridges), through the network API; through
+    /// the store while the API does not serve `/network/v2.0` yet.
+    pub async fn network(&self) -> (String, Ipv4Cidr) {
+        let rand = uuid::Uuid::new_v4().as_u128();
+        let (a, b) = ((rand % 250) as u8 + 2, ((rand >> 8) % 250) as u8 + 2);
+        let cidr = Ipv4Cidr::parse(&format!("10.{a}.{b}.0/24")).unwrap();
+        let gateway = Ipv4Addr::new(10, a, b, 1);
+        let name = format!("net-{}", uuid_tail());
+        let r = self
+            .client()
+            .post(
+                "/network/v2.0/networks",
+                json!({"network": {"name": name, "shared": true}}),
+            )
+            .await;
+        if r.status != 404 {
+            assert_eq!(r.status, 201, "network create: {}", r.body);
+            let id = r.body["network"]["id"].as_str().unwrap().to_owned();
+            let r = self
+                .client()
+                .post(
+                    "/network/v2.0/subnets",
+                    json!({"subnet": {
+                        "network_id": id, "ip_version": 4, "cidr": cidr.to_string(),
+                        "gateway_ip": gateway.to_string(), "enable_dhcp": true,
+                    }}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "subnet create: {}", r.body);
+            eprintln!("network {id} ({cidr}) created through the network API");
+            return (id, cidr);
+        }
+        let store = &self.plane.api.db.store;
+        let project = ProjectId::from_string(&self.admin.project_id);
+        let now = Timestamp::now();
+        let net = store
+            .network_create(&Network {
+                id: NetworkId::new(),
+                project_id: project.clone(),
+                name,
+                description: String::new(),
+                admin_state_up: true,
+                shared: true,
+                external: false,
+                mtu: 1500,
+                subnet_ids: Vec::new(),
+                created_at: now,
+                updated_at: now,
+                revision: 1,
+            })
+            .await
+            .unwrap();
+        store
+            .subnet_create(&NewSubnet {
+                network_id: net.id,
+                project_id: project,
+                name: "subnet".to_owned(),
+                description: String::new(),
+                cidr,
+                gateway_ip: Some(gateway),
+                enable_dhcp: true,
+                dns_nameservers: Vec::new(),
+                allocation_pools: vec![AllocationPool {
+                    start: Ipv4Addr::new(10, a, b, 2),
+                    end: Ipv4Addr::new(10, a, b, 254),
+                }],
+            })
+            .await
+            .unwrap();
+        eprintln!(
+            "network {} ({cidr}) created in the store (no network API)",
+            net.id
+        );
+        (net.id.to_string(), cidr)
+    }
+
+    /// Boots a server on `network` (optionally at `fixed_ip`) with a
+    /// user-data script; returns its id once the API accepted it.
+    pub async fn boot(
+        &self,
+        name: &str,
+        flavor: &str,
+        image: &str,
+        network: &str,
+        fixed_ip: Option<Ipv4Addr>,
+        user_data: Option<&str>,
+    ) -> String {
+        let mut net = json!({"uuid": network});
+        if let Some(ip) = fixed_ip {
+            net["fixed_ip"] = json!(ip.to_string());
+        }
+        let mut server = json!({
+            "name": name, "flavorRef": flavor, "imageRef": image, "networks": [net],
+        });
+        if let Some(script) = user_data {
+            server["user_data"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(script.as_bytes()));
+        }
+        let r = self
+            .client()
+            .post("/compute/v2.1/servers", json!({ "server": server }))
+            .await;
+        assert_eq!(r.status, 202, "boot {name}: {}", r.body);
+        r.body["server"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits for one of `statuses`; returns the server.
+    pub async fn wait(&self, id: &str, statuses: &[&str]) -> Value {
+        wait_for_status(self.client(), id, statuses, STATE_TIMEOUT).await
+    }
+
+    /// Posts a server action and expects 202.
+    pub async fn action(&self, id: &str, body: Value) {
+        let r = self
+            .client()
+            .post(&format!("/compute/v2.1/servers/{id}/action"), body.clone())
+            .await;
+        assert_eq!(r.status, 202, "{body}: {}", r.body);
+    }
+
+    /// The console log, through the API (`os-getConsoleOutput`).
+    pub async fn console(&self, id: &str) -> String {
+        let r = self
+            .client()
+            .post(
+                &format!("/compute/v2.1/servers/{id}/action"),
+                json!({"os-getConsoleOutput": {}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "console of {id}: {}", r.body);
+        r.body["output"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits until the console shows `marker` at least `n` times.
+    pub async fn wait_marker(&self, id: &str, marker: &str, n: usize) -> String {
+        let started = Instant::now();
+        loop {
+            let console = self.console(id).await;
+            if count(&console, marker) >= n {
+                eprintln!("{id}: {marker} #{n} after {:.1?}", started.elapsed());
+                return console;
+            }
+            assert!(
+                started.elapsed() < BOOT_TIMEOUT,
+                "{id}: no {marker} #{n} within {BOOT_TIMEOUT:?}; console:\n{console}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Deletes a server and waits until it is gone.
+    pub async fn delete(&self, id: &str) {
+        let r = self
+            .client()
+            .delete(&format!("/compute/v2.1/servers/{id}"))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        self.wait(id, &["DELETED"]).await;
+    }
+}
+
+/// A test that fails half-way leaves nothing running: every domain of
+/// this cloud's driver is destroyed with its disks, taps and bridges.
+impl Drop for RealCloud {
+    fn drop(&mut self) {
+        let driver = self.driver.clone();
+        // Drop may run on a runtime thread (unwinding a failed test), where
+        // no runtime can be blocked on: clean up from a thread of our own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for vm in driver.list().await.unwrap_or_default() {
+                    eprintln!("cleaning up VM {} left by the test", vm.id);
+                    let _ = driver.destroy(vm.id).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn new_driver(plane: &ControlPlane, config: &LibvirtConfig) -> Arc<LibvirtDriver> {
+    let fetcher = HttpImageFetcher::new(plane.image_api()).unwrap();
+    let started = Instant::now();
+    let driver = LibvirtDriver::new(config.clone(), Arc::new(fetcher))
+        .await
+        .unwrap_or_else(|e| panic!("libvirt driver: {}", e.full_message()));
+    eprintln!(
+        "libvirt driver ready in {:.1?}: virt_type {} ({})",
+        started.elapsed(),
+        driver.virt_type().as_str(),
+        driver.virt_type_reason()
+    );
+    Arc::new(driver)
+}
+
+fn uuid_tail() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
+/// The `TESTGUEST ...` lines of a console log, `\r` stripped.
+pub fn markers(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter_map(|l| l.strip_prefix("TESTGUEST "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many times `marker` was printed.
+pub fn count(console: &str, marker: &str) -> usize {
+    markers(console).iter().filter(|m| *m == marker).count()
+}
+
+/// The value of the last `KEY=...` marker (the current boot's).
+pub fn value(console: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    markers(console)
+        .iter()
+        .rev()
+        .find_map(|m| m.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {key}= marker in:\n{console}"))
+}
+
+/// The server's only fixed IP as the API shows it.
+pub fn fixed_ip(server: &Value) -> String {
+    let addresses = server["addresses"].as_object().expect("addresses");
+    let ips: Vec<&str> = addresses
+        .values()
+        .flat_map(|v| v.as_array().into_iter().flatten())
+        .filter_map(|a| a["addr"].as_str())
+        .collect();
+    assert_eq!(ips.len(), 1, "{server}");
+    ips[0].to_owned()
+}
+
+/// Whether libvirt knows a domain with the instance's uuid.
+pub fn domain_exists(id: &str) -> bool {
+    let conn = virt::connect::Connect::open(Some(URI)).unwrap();
+    conn.lookup_domain_by_uuid_string(id).is_ok()
+}
+
+/// Whether libvirt runs the instance's domain.
+pub fn domain_running(id: &str) -> bool {
+    let conn = virt::connect::Connect::open(Some(URI)).unwrap();
+    conn.lookup_domain_by_uuid_string(id)
+        .and_then(|d| d.is_active())
+        .unwrap_or(false)
+}
+
+/// Whether a network interface exists on the host.
+pub fn link_exists(name: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The ids of the server's ports, from the store.
+pub async fn port_ids(cloud: &RealCloud, server: &str) -> Vec<String> {
+    let id = InstanceId::parse(server).unwrap();
+    cloud
+        .plane
+        .api
+        .db
+        .store
+        .port_list(&cloud_store::PortFilter {
+            scope: cloud_store::Scope::All,
+            network_id: None,
+            device_id: Some(id.to_string()),
+            device_owner: None,
+            name: None,
+            mac_address: None,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .collect()
+}
