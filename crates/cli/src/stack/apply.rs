@@ -81,11 +81,11 @@ impl<'a> Applier<'a> {
         *self.counts.entry(what).or_default() += 1;
     }
 
-    /// The summary line.
-    pub fn summary(&self) -> String {
+    /// The summary line (`what`: Apply or Destroy).
+    pub fn summary(&self, what: &str) -> String {
         let n = |k| self.counts.get(k).copied().unwrap_or(0);
         format!(
-            "Apply complete: {} created, {} updated, {} deleted.",
+            "{what} complete: {} created, {} updated, {} deleted.",
             n("created"),
             n("updated"),
             n("deleted")

@@ -178,10 +178,11 @@ pub async fn apply(app: &App, a: &StackArgs) -> CliResult {
         confirm("Apply these changes?")?;
     }
     let path = a.state_path();
+    println!();
     let mut ap = apply::Applier::new(app, st, &path);
     ap.run_deletes(&p).await?;
     ap.run_applies(&p, &live).await?;
-    println!("{}", ap.summary());
+    println!("{}", ap.summary("Apply"));
     Ok(())
 }
 
@@ -225,9 +226,10 @@ pub async fn destroy(app: &App, a: &StackArgs) -> CliResult {
     if !a.auto_approve {
         confirm("Delete all these resources?")?;
     }
+    println!();
     let mut ap = apply::Applier::new(app, st, &path);
     ap.run_deletes(&p).await?;
-    println!("{}", ap.summary());
+    println!("{}", ap.summary("Destroy"));
     if ap.into_state().resources.is_empty() {
         let _ = std::fs::remove_file(&path);
     }
