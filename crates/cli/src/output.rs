@@ -35,6 +35,9 @@ pub struct OutputArgs {
     pub columns: Vec<String>,
 }
 
+/// Renders a field's value as table text.
+pub type Render = Box<dyn Fn(&Value) -> String>;
+
 /// A list column: its header, the API field it shows, and how to render
 /// it as text.
 pub struct Col {
@@ -43,7 +46,7 @@ pub struct Col {
     /// API field.
     pub key: &'static str,
     /// Text rendering (default: [`render`]).
-    pub render: Option<Box<dyn Fn(&Value) -> String>>,
+    pub render: Option<Render>,
 }
 
 impl Col {

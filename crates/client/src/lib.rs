@@ -20,6 +20,7 @@ mod auth;
 mod compute;
 mod error;
 mod image;
+mod login;
 mod microversion;
 mod resource;
 mod session;

@@ -6,8 +6,9 @@
 //! server answers 401, and turns error answers into [`ApiError`]s that
 //! carry the server's message, status and request id.
 
-use crate::auth::{AuthOptions, Credentials, Token};
+use crate::auth::{AuthOptions, Token};
 use crate::error::{ApiError, Error, Result, fault_message};
+use crate::login::{authenticate, header, redact};
 use crate::microversion::{CLIENT_MAX, CLIENT_MIN, Microversion, negotiate};
 use bytes::Bytes;
 use reqwest::Method;
@@ -186,7 +187,7 @@ struct Inner {
 }
 
 /// How long to wait for any one answer; image transfers are not bounded.
-const TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -277,7 +278,7 @@ impl Client {
     /// Sends `req` and returns the buffered answer; error statuses become
     /// [`Error::Api`].
     pub async fn send(&self, req: Request) -> Result<Response> {
-        self.send_inner(req, true).await
+        self.send_buffered(req).await
     }
 
     /// Sends `req` and returns the unread answer (to stream its body);
@@ -319,12 +320,8 @@ impl Client {
         }
     }
 
-    async fn send_inner(&self, req: Request, negotiate: bool) -> Result<Response> {
-        let resp = if negotiate {
-            self.send_streaming(req).await?
-        } else {
-            self.send_plain(&req).await?
-        };
+    async fn send_buffered(&self, req: Request) -> Result<Response> {
+        let resp = self.send_streaming(req).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let url = resp.url().to_string();
@@ -442,103 +439,10 @@ impl Client {
     }
 }
 
-fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// A copy of `v` safe to log: passwords and private keys hidden.
-fn redact(v: &Value) -> String {
-    fn walk(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    if matches!(k.as_str(), "password" | "adminPass" | "private_key") {
-                        *x = Value::String("***".into());
-                    } else {
-                        walk(x);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    let mut v = v.clone();
-    walk(&mut v);
-    v.to_string()
-}
-
-/// Asks Keystone for a token. With an existing token and no project to
-/// scope to, the token is validated and used as is.
-async fn authenticate(http: &reqwest::Client, auth: &AuthOptions) -> Result<Token> {
-    let base = auth.v3_url();
-    let url = format!("{base}/auth/tokens");
-    let started = Instant::now();
-    let resp = match (&auth.credentials, &auth.project) {
-        (Credentials::Token(t), None) => {
-            tracing::debug!(target: "cloud_client", "REQ  GET {url} (validate the given token)");
-            http.get(&url)
-                .header("X-Auth-Token", t)
-                .header("X-Subject-Token", t)
-                .timeout(TIMEOUT)
-                .send()
-                .await
-        }
-        _ => {
-            tracing::debug!(target: "cloud_client", "REQ  POST {url}");
-            tracing::debug!(target: "cloud_client", "     {}", redact(&auth.request_body()));
-            http.post(&url)
-                .json(&auth.request_body())
-                .timeout(TIMEOUT)
-                .send()
-                .await
-        }
-    }
-    .map_err(|source| Error::Transport {
-        url: url.clone(),
-        source,
-    })?;
-    let status = resp.status().as_u16();
-    let request_id = header(&resp, "x-openstack-request-id");
-    tracing::debug!(target: "cloud_client", "RESP {status} ({} ms), request id {}",
-        started.elapsed().as_millis(), request_id.as_deref().unwrap_or("-"));
-    let secret = header(&resp, "x-subject-token");
-    let body = resp.bytes().await.map_err(|source| Error::Transport {
-        url: url.clone(),
-        source,
-    })?;
-    if status >= 400 {
-        return Err(Error::Api(ApiError {
-            status,
-            message: fault_message(&body),
-            request_id,
-            method: "POST".into(),
-            url,
-        }));
-    }
-    let secret = match (&auth.credentials, secret) {
-        (Credentials::Token(t), None) => t.clone(),
-        (_, Some(s)) => s,
-        (_, None) => {
-            return Err(Error::Protocol {
-                url,
-                detail: "no X-Subject-Token header in the answer".into(),
-            });
-        }
-    };
-    let json: Value = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-        url: url.clone(),
-        detail: format!("token body is not JSON: {e}"),
-    })?;
-    Token::from_body(secret, &json, &url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::login::redact;
     use serde_json::json;
 
     #[test]

@@ -158,10 +158,8 @@ pub async fn keypair(app: &App, cmd: &KeypairCmd) -> CliResult {
             if let (Some(path), Some(private)) = (&a.private_key, created["private_key"].as_str()) {
                 write_private(path, private)?;
             }
-            if let Some(o) = created.as_object_mut() {
-                if a.private_key.is_some() {
-                    o.remove("private_key");
-                }
+            if let (Some(o), Some(_)) = (created.as_object_mut(), &a.private_key) {
+                o.remove("private_key");
             }
             print_show(&created, &a.output)
         }

@@ -8,6 +8,7 @@
 //! `apply` carries the plan out one recorded change at a time ([`apply`]).
 
 mod apply;
+mod file;
 mod ops;
 mod plan;
 mod spec;

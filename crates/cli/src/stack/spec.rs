@@ -7,10 +7,11 @@
 //! plan is made.
 
 use crate::exit::{CliError, CliResult};
+use crate::stack::file::{NicSpec, PortSpec, RuleSpec, StackFile};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Kinds of stack resources, in creation order (every reference points to
 /// an earlier kind, or to an earlier security group).
@@ -116,144 +117,6 @@ pub struct Desired {
     pub inputs: Value,
     /// References to other resources of the file.
     pub refs: Vec<Ref>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StackFile {
-    stack: String,
-    #[serde(default)]
-    keypairs: Vec<KeypairSpec>,
-    #[serde(default)]
-    server_groups: Vec<ServerGroupSpec>,
-    #[serde(default)]
-    security_groups: Vec<SecurityGroupSpec>,
-    #[serde(default)]
-    networks: Vec<NetworkSpec>,
-    #[serde(default)]
-    subnets: Vec<SubnetSpec>,
-    #[serde(default)]
-    servers: Vec<ServerSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeypairSpec {
-    name: String,
-    #[serde(default)]
-    public_key: Option<String>,
-    #[serde(default)]
-    public_key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerGroupSpec {
-    name: String,
-    policy: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SecurityGroupSpec {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    rules: Vec<RuleSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PortSpec {
-    Num(u16),
-    Text(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleSpec {
-    #[serde(default = "ingress")]
-    direction: String,
-    #[serde(default = "ipv4")]
-    ethertype: String,
-    #[serde(default)]
-    protocol: Option<String>,
-    #[serde(default)]
-    port: Option<PortSpec>,
-    #[serde(default)]
-    remote_ip_prefix: Option<String>,
-    #[serde(default)]
-    remote_group: Option<String>,
-}
-
-fn ingress() -> String {
-    "ingress".into()
-}
-fn ipv4() -> String {
-    "IPv4".into()
-}
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NetworkSpec {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default = "yes")]
-    admin_state_up: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubnetSpec {
-    name: String,
-    network: String,
-    cidr: String,
-    #[serde(default)]
-    gateway_ip: Option<String>,
-    #[serde(default = "yes")]
-    enable_dhcp: bool,
-    #[serde(default)]
-    dns_nameservers: Vec<String>,
-    #[serde(default)]
-    description: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum NicSpec {
-    Name(String),
-    Full {
-        network: String,
-        #[serde(default)]
-        fixed_ip: Option<String>,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerSpec {
-    name: String,
-    flavor: String,
-    image: String,
-    #[serde(default)]
-    networks: Vec<NicSpec>,
-    #[serde(default)]
-    key_name: Option<String>,
-    #[serde(default)]
-    security_groups: Vec<String>,
-    #[serde(default)]
-    server_group: Option<String>,
-    #[serde(default)]
-    availability_zone: Option<String>,
-    #[serde(default)]
-    user_data: Option<String>,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
 }
 
 /// A parsed stack: its name and resources in creation order.
