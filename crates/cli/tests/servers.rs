@@ -182,6 +182,9 @@ async fn boot_ending_in_error_exits_6_with_the_fault() {
         .run(&["show", "doomed", "-f", "value", "-c", "status"])
         .await;
     assert_eq!(status.ok(), "ERROR\n");
+    // A server in ERROR can still be deleted and waited for.
+    cloud.run(&["delete", "doomed", "--wait"]).await.ok();
+    assert_eq!(cloud.run(&["list", "-f", "value"]).await.ok(), "");
 
     // Input mistakes are caught before anything is created.
     let bad = cloud

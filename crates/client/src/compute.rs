@@ -135,6 +135,7 @@ impl Client {
         mut on_change: impl FnMut(&str, Option<&str>),
     ) -> Result<WaitOutcome> {
         let deadline = Instant::now() + timeout;
+        let wants_gone = targets.iter().any(|t| t.eq_ignore_ascii_case("DELETED"));
         let mut last_seen: Option<(String, Option<String>)> = None;
         loop {
             match self.get(SERVER, id).await {
@@ -149,7 +150,8 @@ impl Client {
                     if targets.iter().any(|t| t.eq_ignore_ascii_case(&status)) {
                         return Ok(WaitOutcome::Reached(s));
                     }
-                    if status.eq_ignore_ascii_case("ERROR") {
+                    // A server being deleted may show ERROR on its way out.
+                    if status.eq_ignore_ascii_case("ERROR") && !wants_gone {
                         return Ok(WaitOutcome::Failed(s));
                     }
                     if Instant::now() >= deadline {
@@ -157,7 +159,7 @@ impl Client {
                     }
                 }
                 Err(e) if e.status() == Some(404) => {
-                    if targets.iter().any(|t| t.eq_ignore_ascii_case("DELETED")) {
+                    if wants_gone {
                         on_change("DELETED", None);
                         return Ok(WaitOutcome::Gone);
                     }
