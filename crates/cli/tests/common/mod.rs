@@ -82,11 +82,20 @@ impl Cloud {
 
     /// Runs `cloud args...` with extra environment.
     pub async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Out {
+        let started = std::time::Instant::now();
         let out = self
             .command(args, extra)
             .output()
             .await
             .expect("cloud runs");
+        if std::env::var("CLOUD_TEST_TRACE").is_ok() {
+            eprintln!(
+                "cloud {args:?} -> {:?} in {:?}\n{}",
+                out.status.code(),
+                started.elapsed(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         Out {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -103,6 +112,8 @@ impl Cloud {
             .env("HOME", self.dir.path())
             .current_dir(self.dir.path())
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         for (k, v) in &self.env {
             c.env(k, v);
