@@ -42,13 +42,24 @@ pub struct Cli {
     #[command(flatten)]
     pub auth: AuthArgs,
     /// Print every request, response status and request id on stderr.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub debug: bool,
     /// Neither read nor write the token cache.
-    #[arg(long, global = true, env = "CLOUD_NO_TOKEN_CACHE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_NO_TOKEN_CACHE",
+        help_heading = "Global options"
+    )]
     pub no_token_cache: bool,
     /// Give up a --wait after this many seconds.
-    #[arg(long, global = true, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 600,
+        value_name = "SECONDS",
+        help_heading = "Global options"
+    )]
     pub wait_timeout: u64,
     #[command(subcommand)]
     pub command: Command,
