@@ -92,7 +92,7 @@ impl Conductor {
             let next = match wf.step.as_str() {
                 "schedule" => self.step_schedule(&inst, &mut data, request_id).await?,
                 "networking" => self.step_networking(&inst, &mut data).await?,
-                "spawning" => self.step_spawn(&inst, &data, request_id).await?,
+                "spawning" => return self.step_spawn(&wf_id, &inst, &data, request_id).await,
                 _ => return Ok(()),
             };
             let Some(next) = next else { return Ok(()) };
@@ -221,13 +221,19 @@ impl Conductor {
         }
     }
 
-    /// Casts the spawn to the host and arms the deadline.
+    /// Arms the deadline, moves the workflow to `waiting`, then casts the
+    /// spawn to the host. The step is recorded before the cast, as the
+    /// delete workflow does: a fast host (the fake driver answers at once)
+    /// may report before a write made after the cast, and a report that
+    /// finds the workflow still at `spawning` is ignored as stale, which
+    /// left the server building until its spawn deadline.
     async fn step_spawn(
         self: &Arc<Self>,
+        wf_id: &str,
         inst: &Instance,
         data: &BuildData,
         request_id: &str,
-    ) -> Result<Option<&'static str>, Error> {
+    ) -> Result<(), Error> {
         let host = data
             .host
             .clone()
@@ -245,15 +251,27 @@ impl Conductor {
                 },
             )
             .await?;
-        self.cast(
-            &compute_queue(&host),
-            &ComputeMsg::Spawn {
-                spec: Box::new(spec),
-            },
-            request_id,
-        )
-        .await?;
-        Ok(Some("waiting"))
+        if !self
+            .store
+            .workflow_advance(wf_id, &self.id, "spawning", "waiting", &data.to_value())
+            .await?
+        {
+            tracing::info!(instance = %inst.id, step = "spawning", "build workflow moved on elsewhere");
+            return Ok(());
+        }
+        let msg = ComputeMsg::Spawn {
+            spec: Box::new(spec),
+        };
+        if let Err(e) = self.cast(&compute_queue(&host), &msg, request_id).await {
+            // Nothing reached the host: step back, so that the retried
+            // message (or the reconciler) sends the spawn again.
+            let _ = self
+                .store
+                .workflow_advance(wf_id, &self.id, "waiting", "spawning", &data.to_value())
+                .await;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// A host reported a successful spawn.
