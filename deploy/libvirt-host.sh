@@ -33,6 +33,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
     say "packages already installed"
 fi
+# A newer qemu-utils from backports conflicts with Debian's qemu-system-x86:
+# installing the latter removes it, leaving no qemu-img. Put Debian's back.
+if ! command -v qemu-img >/dev/null; then
+    say "qemu-img went missing (qemu-utils was replaced); installing Debian's qemu-utils"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-utils
+fi
 
 # libvirtd runs QEMU as libvirt-qemu:libvirt-qemu (Debian's build defaults)
 # and gives the kvm group access to /dev/kvm. The Debian packages that
