@@ -274,6 +274,40 @@ async fn retried_boots_with_one_client_token_make_one_server() {
             .count(),
         3
     );
+
+    // A multi-create waits for every server and lists them all.
+    let batch = cloud
+        .run(&[
+            "boot",
+            "batch",
+            "--flavor",
+            "1",
+            "--image",
+            "cirros",
+            "--nic",
+            "none",
+            "--min-count",
+            "3",
+            "--max-count",
+            "3",
+            "--wait",
+            "-f",
+            "json",
+        ])
+        .await;
+    let servers = batch.json();
+    let servers = servers.as_array().expect("a list of the batch's servers");
+    assert_eq!(servers.len(), 3, "{}", batch.stdout);
+    for s in servers {
+        assert_eq!(s["status"], "ACTIVE", "{}", batch.stdout);
+        assert!(s["name"].as_str().unwrap().starts_with("batch"), "{s}");
+        let name = s["name"].as_str().unwrap();
+        assert!(
+            batch.stderr.contains(&format!("{name}: ACTIVE")),
+            "{}",
+            batch.stderr
+        );
+    }
     cloud.plane.shutdown().await;
 }
 

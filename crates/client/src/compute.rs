@@ -22,6 +22,29 @@ pub enum WaitOutcome {
 }
 
 impl Client {
+    /// Creates several servers in one request (`min_count`/`max_count` in
+    /// `body`) and returns them all. Nova's create answer names only the
+    /// first server, so this asks for the batch's reservation id instead and
+    /// lists the servers that carry it.
+    pub async fn create_servers(
+        &self,
+        mut body: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        body["server"]["return_reservation_id"] = json!(true);
+        let mut req = Request::new(Method::POST, Service::Compute, "servers").json(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let answer = self.send(req).await?.json()?;
+        let reservation = answer.text("reservation_id").to_owned();
+        let mut servers = self
+            .list(SERVER, &[("reservation_id", reservation.as_str())])
+            .await?;
+        servers.sort_by(|a, b| a.text("name").cmp(b.text("name")));
+        Ok(servers)
+    }
+
     /// Posts a server action (`{"os-stop": null}`, `{"reboot": {...}}`).
     pub async fn server_action(&self, id: &str, action: Value) -> Result<Value> {
         let r = self

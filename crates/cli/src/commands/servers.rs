@@ -177,6 +177,10 @@ pub async fn boot(app: &App, a: &BootArgs) -> CliResult {
         .client_token
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let batch = a.min_count.unwrap_or(1).max(a.max_count.unwrap_or(1)) > 1;
+    if batch {
+        return boot_batch(app, a, body, &key).await;
+    }
     let created = app.client.create(SERVER, body, Some(&key)).await?;
     let id = created.id_str();
     let shown = if a.wait {
@@ -185,6 +189,35 @@ pub async fn boot(app: &App, a: &BootArgs) -> CliResult {
         app.client.get(SERVER, &id).await?
     };
     print_show(&shown, &a.output)
+}
+
+/// A multi-create: lists every server of the batch, after waiting for
+/// each of them with `--wait` (the exit status is the first failure's).
+async fn boot_batch(app: &App, a: &BootArgs, body: Value, key: &str) -> CliResult {
+    let mut servers = app.client.create_servers(body, Some(key)).await?;
+    if a.wait {
+        let mut failed = None;
+        for s in servers.iter_mut() {
+            let (id, name) = (s.id_str(), s.text("name").to_owned());
+            match app.wait_server(&id, &name, &["ACTIVE"]).await {
+                Ok(shown) => *s = shown,
+                // The first failure is the exit status (printed by main);
+                // later ones are printed here so none goes unsaid.
+                Err(e) if failed.is_none() => failed = Some(e),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    let cols = vec![
+        Col::new("ID", "id"),
+        Col::new("Name", "name"),
+        Col::new("Status", "status"),
+        Col::new("Networks", "addresses"),
+    ];
+    print_list(&servers, &cols, &a.output)
 }
 
 /// `cloud list`.
