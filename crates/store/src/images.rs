@@ -239,13 +239,22 @@ impl Store {
     }
 
     /// Moves an image from `queued` to `saving`, claiming the right to
-    /// upload. Any other status is a conflict that names it.
-    pub async fn image_begin_upload(&self, id: ImageId) -> Result<(), Error> {
+    /// upload. An image left `saving` by an upload whose API process died
+    /// (its claim not renewed since `stale_before`, see
+    /// [`Store::image_renew_upload`]) may be claimed again, so a crash
+    /// never strands an image. Any other status is a conflict that names it.
+    pub async fn image_begin_upload(
+        &self,
+        id: ImageId,
+        stale_before: Timestamp,
+    ) -> Result<(), Error> {
         let r = sqlx::query(
-            "UPDATE images SET status = 'saving', updated_at = $2 WHERE id = $1 AND status = 'queued'",
+            "UPDATE images SET status = 'saving', updated_at = $2 WHERE id = $1 \
+             AND (status = 'queued' OR (status = 'saving' AND updated_at < $3))",
         )
         .bind(id.to_string())
         .bind(Timestamp::now().micros())
+        .bind(stale_before.micros())
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -266,6 +275,20 @@ impl Store {
                  uploaded to a queued image."
             ))),
         }
+    }
+
+    /// Renews an upload's claim while its data streams in, so that it is
+    /// not mistaken for an abandoned one. Returns whether the image is
+    /// still `saving`.
+    pub async fn image_renew_upload(&self, id: ImageId) -> Result<bool, Error> {
+        let r =
+            sqlx::query("UPDATE images SET updated_at = $2 WHERE id = $1 AND status = 'saving'")
+                .bind(id.to_string())
+                .bind(Timestamp::now().micros())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Records a finished upload: `saving` -> `active` with sizes and hashes.

@@ -79,6 +79,21 @@ impl TestDb {
     pub fn backend(&self) -> Backend {
         self.store.backend()
     }
+
+    /// Runs one SQL statement on its own connection, to set up states no
+    /// API produces on demand (what a crashed process leaves behind, a
+    /// clock long past). Panics on error.
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query(sql)
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = c.close().await;
+    }
 }
 
 /// `base` with its database name replaced by `name`.

@@ -243,6 +243,38 @@ async fn an_interrupted_upload_leaves_the_image_queued_and_no_file() {
 }
 
 #[tokio::test]
+async fn an_upload_abandoned_by_a_dead_api_can_be_redone() {
+    let api = TestApi::start().await;
+    let c = api.account("demo", "demo", "member").await.client;
+    let id = create_named(&c, "stranded").await;
+    // An API process claims the upload, then dies: nothing puts the image
+    // back to `queued` and nothing renews its claim.
+    let image = id.parse().unwrap();
+    api.db
+        .store
+        .image_begin_upload(image, cloud_model::Timestamp::from_micros(0))
+        .await
+        .unwrap();
+    let r = c.get(&format!("/image/v2/images/{id}")).await;
+    assert_eq!(r.body["status"], "saving");
+    // While the claim is fresh, it may still be a live upload: refused.
+    let r = upload(&c, &id, b"too soon".to_vec()).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    // Once the claim has gone unrenewed for minutes, the upload is redone.
+    api.db
+        .execute(&format!(
+            "UPDATE images SET updated_at = updated_at - 600000000 WHERE id = '{id}'"
+        ))
+        .await;
+    let r = upload(&c, &id, b"complete".to_vec()).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = c.get(&format!("/image/v2/images/{id}")).await;
+    assert_eq!(r.body["status"], "active");
+    let r = c.get(&format!("/image/v2/images/{id}/file")).await;
+    assert_eq!(r.bytes, b"complete");
+}
+
+#[tokio::test]
 async fn a_queued_image_has_no_data_yet() {
     let api = TestApi::start().await;
     let c = api.account("demo", "demo", "member").await.client;

@@ -6,7 +6,9 @@
 //! records the result (`saving` -> `active`). Whatever goes wrong on the
 //! way, including the client going away mid-body, the partial file is
 //! removed and the image is put back to `queued` so the upload can be
-//! retried.
+//! retried. If the API process itself dies mid-upload, nothing puts it back;
+//! instead the claim is renewed while the data streams in, and a `saving`
+//! image whose claim has gone stale may be uploaded again.
 
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult, FaultKind};
@@ -17,14 +19,25 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cloud_model::{Error, ImageId};
+use cloud_model::{Error, ImageId, Timestamp};
+use cloud_service_common::AbortOnDrop;
 use cloud_store::ImageUpload;
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util::io::ReaderStream;
 
 /// Read size when streaming an image out.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// How often an upload in progress renews its claim on the image.
+const CLAIM_RENEWAL: Duration = Duration::from_secs(30);
+
+/// How long a `saving` image may go without its claim being renewed before
+/// it is taken for abandoned (its API process died mid-upload) and a new
+/// upload may claim it: several renewal periods, so a slow database never
+/// makes a live upload look dead.
+const CLAIM_STALE_AFTER: Duration = Duration::from_secs(150);
 
 /// The right to upload an image's data, held between `image_begin_upload`
 /// and `image_finish_upload`. If it is dropped without [`UploadClaim::done`]
@@ -34,6 +47,8 @@ const READ_CHUNK: usize = 256 * 1024;
 struct UploadClaim {
     state: AppState,
     id: ImageId,
+    /// Renews the claim every [`CLAIM_RENEWAL`] while the upload runs.
+    _renewal: AbortOnDrop<()>,
     /// The final data file, once the upload was moved there.
     committed: Option<PathBuf>,
     finished: bool,
@@ -41,9 +56,26 @@ struct UploadClaim {
 
 impl UploadClaim {
     fn new(state: &AppState, id: ImageId) -> Self {
+        let renewal = tokio::spawn({
+            let state = state.clone();
+            async move {
+                let mut tick = tokio::time::interval(CLAIM_RENEWAL);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match state.store().image_renew_upload(id).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(image = %id, error = %e,
+                            "could not renew the upload's claim"),
+                    }
+                }
+            }
+        });
         UploadClaim {
             state: state.clone(),
             id,
+            _renewal: AbortOnDrop(renewal),
             committed: None,
             finished: false,
         }
@@ -174,7 +206,12 @@ pub async fn image_upload(
             image.id
         )));
     }
-    state.store().image_begin_upload(image.id).await?;
+    let stale_before =
+        Timestamp::from_micros(Timestamp::now().micros() - CLAIM_STALE_AFTER.as_micros() as i64);
+    state
+        .store()
+        .image_begin_upload(image.id, stale_before)
+        .await?;
     let mut claim = UploadClaim::new(&state, image.id);
     let files = FileStore::of(&state);
     let received = match files.receive(image.id, body).await {
