@@ -308,3 +308,76 @@ async fn everything_survives_the_broker_closing_all_connections() {
     f.teardown().await;
     drop(vhost);
 }
+
+/// A call answered while the caller is cut off from the broker: the reply
+/// waits in the caller's reply queue and the call still succeeds once the
+/// caller is back. The caller has its own broker user, whose permissions
+/// are withdrawn while the reply is sent, so the reply is certainly sent
+/// during the caller's reconnection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_while_the_caller_reconnects_is_not_lost() {
+    init_logs();
+    let vhost = Vhost::create();
+    let user = format!("caller-{}", uuid::Uuid::new_v4().simple());
+    rabbitmqctl(&["add_user", &user, "secret"]);
+    let grant = || {
+        rabbitmqctl(&[
+            "set_permissions",
+            "-p",
+            &vhost.name,
+            &user,
+            ".*",
+            ".*",
+            ".*",
+        ])
+    };
+    grant();
+    let f = Fixture::with_url(Backend::Amqp, &vhost.url());
+    let rpc = f.queue("slow-rpc");
+    let server_bus = f.amqp().await;
+    // The server answers 6 s after it receives the call (rabbitmqctl is
+    // slow: cutting the caller off takes a few seconds).
+    let server = serve(server_bus.consume(&rpc).await.unwrap(), |_| 6000);
+    let mut config = f.config.clone();
+    config.url = vhost
+        .url()
+        .replace("guest:guest", &format!("{user}:secret"));
+    config.connection_name = "cloud-bus-test-caller".to_owned();
+    let caller = AmqpBus::connect(config).await.unwrap();
+
+    let started = Instant::now();
+    let call = tokio::spawn({
+        let (caller, rpc) = (caller.clone(), rpc.clone());
+        async move { caller.call(&rpc, msg(7), Duration::from_secs(30)).await }
+    });
+    // Once the call is with the server: cut the caller off, and keep it
+    // off until the reply has been sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rabbitmqctl(&["clear_permissions", "-p", &vhost.name, &user]);
+    let listed = rabbitmqctl(&["list_connections", "-q", "-p", &vhost.name, "pid", "user"]);
+    for line in listed.lines().filter(|l| l.ends_with(&user)) {
+        let pid = line.split_whitespace().next().unwrap();
+        rabbitmqctl(&["close_connection", pid, "test: caller cut off"]);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cutting the caller off took too long for this test's timing"
+    );
+    tokio::time::sleep_until((started + Duration::from_secs(8)).into()).await;
+    assert!(!call.is_finished(), "the reply cannot have arrived yet");
+    grant();
+
+    let reply = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call ends")
+        .unwrap()
+        .expect("the call gets the reply sent while the caller was away");
+    assert_eq!(num(&reply), 7);
+
+    caller.close().await;
+    server.abort();
+    server_bus.close().await;
+    f.teardown().await;
+    let _ = run_rabbitmqctl(&["delete_user", &user]);
+    drop(vhost);
+}

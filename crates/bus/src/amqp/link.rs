@@ -29,6 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How long a reply queue survives without a consumer (its process
+/// reconnecting, or gone for good) before the broker deletes it.
+pub(crate) const REPLY_QUEUE_EXPIRES: Duration = Duration::from_secs(120);
+
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting plus declaring the link's topology may take; also
@@ -141,15 +145,16 @@ impl Link {
             .await
             .map_err(|e| unavailable("opening a channel on", e))?;
         let reply_queue = short(shared.reply_queue.clone(), "prefix")?;
+        // Not exclusive: an exclusive queue dies with its connection, and a
+        // reply sent while this bus reconnects would be dropped, failing a
+        // call that the other side answered. The queue outlives a lost
+        // connection by REPLY_QUEUE_EXPIRES, keeping such replies for the
+        // next link, and the broker removes it once nobody uses it.
         reply_channel
             .queue_declare(
                 reply_queue.clone(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
+                QueueDeclareOptions::default(),
+                super::wire::queue_arguments(Some(REPLY_QUEUE_EXPIRES)),
             )
             .await
             .map_err(|e| unavailable("declaring the reply queue on", e))?;

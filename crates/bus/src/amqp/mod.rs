@@ -5,8 +5,10 @@
 //!   durable queue `<prefix>.q` bound to it under routing key `q`. Casts are
 //!   persistent and published with confirms; consumers ack manually after
 //!   handling, with a prefetch limit so that competing consumers share work.
-//! * `<prefix>.reply.<uuid>`: this bus's exclusive reply queue; calls carry
-//!   it as `reply_to` with a `correlation_id`.
+//! * `<prefix>.reply.<uuid>`: this bus's reply queue; calls carry it as
+//!   `reply_to` with a `correlation_id`. It survives a lost connection for
+//!   a while (`x-expires`), so replies sent during a reconnection wait for
+//!   the caller instead of being dropped.
 //! * `<prefix>.fanout.<topic>`: a fanout exchange per broadcast topic; each
 //!   subscriber binds its own exclusive auto-delete queue (re-created on
 //!   reconnection: broadcasts sent while a subscriber reconnects are lost,
@@ -173,6 +175,18 @@ impl AmqpBus {
     /// its clones). Calls still waiting fail with [`BusError::Closed`].
     pub async fn close(&self) {
         let shared = self.shared();
+        // The reply queue outlives connections (see link.rs); remove it now
+        // rather than leave it to expire, unless the broker is unreachable.
+        let reply_queue = shared.reply_queue.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.admin(|ch| async move {
+                ch.queue_delete(reply_queue.as_str().into(), Default::default())
+                    .await
+                    .map(|_| ())
+            }),
+        )
+        .await;
         shared.shutdown.cancel();
         if let Some(task) = self.handle.supervisor.lock().await.take() {
             let _ = task.await;
