@@ -281,13 +281,21 @@ impl Store {
     /// not mistaken for an abandoned one. Returns whether the image is
     /// still `saving`.
     pub async fn image_renew_upload(&self, id: ImageId) -> Result<bool, Error> {
-        let r =
-            sqlx::query("UPDATE images SET updated_at = $2 WHERE id = $1 AND status = 'saving'")
-                .bind(id.to_string())
-                .bind(Timestamp::now().micros())
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+        self.stamp_saving_image(id, "saving").await
+    }
+
+    /// Moves a `saving` image to `status` (which may be `saving` again),
+    /// stamping `updated_at`; whether the image was `saving`.
+    async fn stamp_saving_image(&self, id: ImageId, status: &str) -> Result<bool, Error> {
+        let r = sqlx::query(
+            "UPDATE images SET status = $3, updated_at = $2 WHERE id = $1 AND status = 'saving'",
+        )
+        .bind(id.to_string())
+        .bind(Timestamp::now().micros())
+        .bind(status)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -319,15 +327,7 @@ impl Store {
     /// Returns whether it did: `false` when the image is no longer
     /// `saving` (deleted, or its upload was recorded after all).
     pub async fn image_abort_upload(&self, id: ImageId) -> Result<bool, Error> {
-        let r = sqlx::query(
-            "UPDATE images SET status = 'queued', updated_at = $2 WHERE id = $1 AND status = 'saving'",
-        )
-        .bind(id.to_string())
-        .bind(Timestamp::now().micros())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(r.rows_affected() == 1)
+        self.stamp_saving_image(id, "queued").await
     }
 
     /// Deletes an image record.
