@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the virtualenv with the real OpenStack clients that the
+# compatibility tests drive: python-openstackclient, openstacksdk,
+# ansible-core and the openstack.cloud collection. Prints the virtualenv's
+# path on stdout (the last line); everything else goes to stderr.
+#
+# The virtualenv lives in $CLOUD_COMPAT_CACHE (default
+# $HOME/.cache/cloud-compat) under venv-<hash>, where <hash> covers
+# requirements.txt and this script, so reusing it is safe: a changed pin is
+# a new virtualenv. Creation is serialised with flock (tests start in
+# parallel) and only a finished virtualenv (marker file .complete) is reused.
+#
+# openstack.cloud: Ansible Galaxy is not reachable, so the collection is
+# taken from the 'ansible' distribution on PyPI (which bundles it):
+# downloaded without dependencies, and only ansible_collections/openstack/
+# copied into the virtualenv (a full 'ansible' install is ~50 MB of
+# unrelated collections).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+ANSIBLE_DIST="ansible==12.3.0"
+python="${CLOUD_COMPAT_PYTHON:-python3}"
+
+hash="$(cat "$here/requirements.txt" "$here/venv.sh" | sha256sum | cut -c1-16)"
+cache="${CLOUD_COMPAT_CACHE:-$HOME/.cache/cloud-compat}"
+venv="$cache/venv-$hash"
+mkdir -p "$cache"
+
+exec 9>"$cache/.lock-$hash"
+flock 9
+
+if [[ ! -f "$venv/.complete" ]]; then
+    echo "compat/venv.sh: creating $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        --requirement "$here/requirements.txt" >&2
+    dl="$(mktemp -d)"
+    trap 'rm -rf "$dl"' EXIT
+    "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        --dest "$dl" "$ANSIBLE_DIST" >&2
+    "$venv/bin/python" - "$dl" "$venv/collections" <<'PY' >&2
+import pathlib, sys, zipfile
+src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+(wheel,) = src.glob("ansible-*.whl")
+prefix = "ansible_collections/openstack/cloud/"
+with zipfile.ZipFile(wheel) as z:
+    members = [m for m in z.namelist() if m.startswith(prefix)]
+    if not members:
+        sys.exit(f"{wheel.name} has no {prefix}")
+    z.extractall(dest, members)
+print(f"openstack.cloud: {len(members)} files from {wheel.name}")
+PY
+    "$venv/bin/openstack" --version >&2
+    touch "$venv/.complete"
+fi
+echo "$venv"
