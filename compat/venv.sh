@@ -14,10 +14,13 @@
 # taken from the 'ansible' distribution on PyPI (which bundles it):
 # downloaded without dependencies, and only ansible_collections/openstack/
 # copied into the virtualenv (a full 'ansible' install is ~50 MB of
-# unrelated collections).
+# unrelated collections). It is taken from ansible 14 (openstack.cloud
+# 2.6.0, the first that works with openstacksdk 4.x) although that release
+# wants Python >= 3.12 for its ansible-core: the collection itself runs on
+# the ansible-core 2.19 pinned in requirements.txt (Python 3.11).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-ANSIBLE_DIST="ansible==12.3.0"
+ANSIBLE_DIST="ansible==14.5.0"
 python="${CLOUD_COMPAT_PYTHON:-python3}"
 
 hash="$(cat "$here/requirements.txt" "$here/venv.sh" | sha256sum | cut -c1-16)"
@@ -37,7 +40,7 @@ if [[ ! -f "$venv/.complete" ]]; then
     dl="$(mktemp -d)"
     trap 'rm -rf "$dl"' EXIT
     "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
-        --dest "$dl" "$ANSIBLE_DIST" >&2
+        --python-version 3.12 --only-binary=:all: --dest "$dl" "$ANSIBLE_DIST" >&2
     "$venv/bin/python" - "$dl" "$venv/collections" <<'PY' >&2
 import pathlib, sys, zipfile
 src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
