@@ -6,8 +6,8 @@
 #
 # The virtualenv lives in $CLOUD_COMPAT_CACHE (default
 # $HOME/.cache/cloud-compat) under venv-<hash>, where <hash> covers
-# requirements.txt and this script, so reusing it is safe: a changed pin is
-# a new virtualenv. Creation is serialised with flock (tests start in
+# requirements.txt, this script and the Python interpreter, so reusing it
+# is safe: a changed pin is a new virtualenv. Creation is serialised with flock (tests start in
 # parallel) and only a finished virtualenv (marker file .complete) is reused.
 #
 # openstack.cloud: Ansible Galaxy is not reachable, so the collection is
@@ -15,15 +15,19 @@
 # downloaded without dependencies, and only ansible_collections/openstack/
 # copied into the virtualenv (a full 'ansible' install is ~50 MB of
 # unrelated collections). It is taken from ansible 14 (openstack.cloud
-# 2.6.0, the first that works with openstacksdk 4.x) although that release
-# wants Python >= 3.12 for its ansible-core: the collection itself runs on
-# the ansible-core 2.19 pinned in requirements.txt (Python 3.11).
+# 2.6.0; the 2.5.0 of ansible 12 fails on openstacksdk 4.22 with "module
+# 'openstack' has no attribute 'version'") although that release wants
+# Python >= 3.12 for its ansible-core: the collection itself runs on the
+# ansible-core 2.19 pinned in requirements.txt (Python 3.11).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 ANSIBLE_DIST="ansible==14.5.0"
 python="${CLOUD_COMPAT_PYTHON:-python3}"
 
-hash="$(cat "$here/requirements.txt" "$here/venv.sh" | sha256sum | cut -c1-16)"
+# The interpreter is part of the key too: a virtualenv links to the Python
+# that made it.
+pyinfo="$("$python" -c 'import sys; print(sys.version, sys.executable)')"
+hash="$( (cat "$here/requirements.txt" "$here/venv.sh"; echo "$pyinfo") | sha256sum | cut -c1-16)"
 cache="${CLOUD_COMPAT_CACHE:-$HOME/.cache/cloud-compat}"
 venv="$cache/venv-$hash"
 mkdir -p "$cache"

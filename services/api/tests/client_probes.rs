@@ -189,3 +189,48 @@ async fn server_security_groups_carry_ids_and_ingress_rules() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn role_assignments_include_names_on_request() {
+    let api = TestApi::start().await;
+    let alice = api.account("names", "alice", "member").await;
+    let admin = api.admin().await.client;
+    let base = format!("/identity/v3/role_assignments?user.id={}", alice.user_id);
+
+    let r = admin.get(&base).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = &r.body["role_assignments"][0];
+    assert_eq!(a["user"], json!({"id": alice.user_id}));
+    assert_eq!(a["scope"]["project"], json!({"id": alice.project_id}));
+
+    // `openstack role assignment list --names` and Ansible send this.
+    let r = admin.get(&format!("{base}&include_names=True")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r.body["role_assignments"].as_array().unwrap();
+    assert!(!list.is_empty());
+    for a in list {
+        assert_eq!(a["user"]["name"], "alice", "{a}");
+        assert_eq!(
+            a["user"]["domain"],
+            json!({"id": "default", "name": "Default"})
+        );
+        assert_eq!(a["scope"]["project"]["name"], "names", "{a}");
+        assert_eq!(a["scope"]["project"]["domain"]["name"], "Default");
+        assert!(a["role"]["name"].is_string(), "{a}");
+    }
+    let roles: Vec<&str> = list
+        .iter()
+        .map(|a| a["role"]["name"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"member"), "{roles:?}");
+
+    // Not a boolean: Keystone's 400, naming the parameter.
+    let r = admin.get(&format!("{base}&include_names=perhaps")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("include_names")
+    );
+}
