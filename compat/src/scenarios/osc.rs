@@ -47,6 +47,33 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
         );
     }
 
+    // The token's catalog is where the clients learn every URL: one public
+    // endpoint per service, in RegionOne, under the cloud's address.
+    let catalog = t.osc_json(&["catalog", "list"]).await;
+    for (ty, path) in [
+        ("identity", "/identity"),
+        ("compute", "/compute/v2.1"),
+        ("image", "/image"),
+        ("network", "/network"),
+    ] {
+        let ep = &one(&catalog, "Type", ty)["Endpoints"];
+        assert_eq!(ep.as_array().map(Vec::len), Some(1), "{catalog}");
+        assert_eq!(ep[0]["interface"], "public");
+        assert_eq!(ep[0]["region_id"], "RegionOne");
+        assert_eq!(ep[0]["url"], format!("{}{path}", cloud.url), "{catalog}");
+    }
+    // Version discovery through that catalog: compute advertises exactly
+    // the microversion range it implements, 2.1..2.1.
+    let versions = t.osc_json(&["versions", "show"]).await;
+    let compute = with(&versions, "Service Type", "compute");
+    let current = compute
+        .iter()
+        .find(|v| v["Status"] == "CURRENT")
+        .unwrap_or_else(|| panic!("no current compute version in {versions}"));
+    assert_eq!(current["Min Microversion"], "2.1", "{versions}");
+    assert_eq!(current["Max Microversion"], "2.1", "{versions}");
+    one(&versions, "Service Type", "network");
+
     // Flavors.
     let f = t
         .osc_json(&[
