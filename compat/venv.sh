@@ -5,10 +5,11 @@
 # path on stdout (the last line); everything else goes to stderr.
 #
 # The virtualenv lives in $CLOUD_COMPAT_CACHE (default
-# $HOME/.cache/cloud-compat) under venv-<hash>, where <hash> covers
+# ${XDG_CACHE_HOME:-$HOME/.cache}/cloud-compat) under venv-<hash>, where <hash> covers
 # requirements.txt, this script and the Python interpreter, so reusing it
 # is safe: a changed pin is a new virtualenv. Creation is serialised with flock (tests start in
 # parallel) and only a finished virtualenv (marker file .complete) is reused.
+# Virtualenvs of other pins that no run has used for 30 days are removed.
 #
 # openstack.cloud: Ansible Galaxy is not reachable, so the collection is
 # taken from the 'ansible' distribution on PyPI (which bundles it):
@@ -22,13 +23,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 ANSIBLE_DIST="ansible==14.5.0"
-python="${CLOUD_COMPAT_PYTHON:-python3}"
+python="${CLOUD_COMPAT_PYTHON:-python3}"  # the interpreter to build it with
 
 # The interpreter is part of the key too: a virtualenv links to the Python
 # that made it.
 pyinfo="$("$python" -c 'import sys; print(sys.version, sys.executable)')"
 hash="$( (cat "$here/requirements.txt" "$here/venv.sh"; echo "$pyinfo") | sha256sum | cut -c1-16)"
-cache="${CLOUD_COMPAT_CACHE:-$HOME/.cache/cloud-compat}"
+cache="${CLOUD_COMPAT_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/cloud-compat}"
 venv="$cache/venv-$hash"
 mkdir -p "$cache"
 
@@ -60,4 +61,12 @@ PY
     "$venv/bin/openstack" --version >&2
     touch "$venv/.complete"
 fi
+# Mark ours as used, and drop virtualenvs of other pins unused for 30 days.
+touch "$venv/.complete"
+find "$cache" -mindepth 2 -maxdepth 2 -path "$cache/venv-*/.complete" -mtime +30 \
+    -printf '%h\n' | while read -r old; do
+    if [[ "$old" != "$venv" ]]; then
+        rm -rf "$old" "$cache/.lock-${old##*/venv-}"
+    fi
+done
 echo "$venv"
