@@ -20,8 +20,15 @@ use tokio::process::Command;
 /// Longest any single client command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The name of the cloud in the generated clouds.yaml.
+/// The name of the cloud in the generated clouds.yaml (the admin user).
 pub const CLOUD_NAME: &str = "compat";
+
+/// A second cloud entry: user `demo` in project `compat-demo`, which a
+/// scenario creates before using it (`--os-cloud compat-demo`).
+pub const DEMO_CLOUD: &str = "compat-demo";
+
+/// The password of the `demo` user of [`DEMO_CLOUD`].
+pub const DEMO_PASSWORD: &str = "demo-Secret-1";
 
 /// The clients, configured for one cloud.
 pub struct Tools {
@@ -51,18 +58,25 @@ impl From<Output> for Run {
 }
 
 impl Tools {
-    /// Ensures the virtualenv and writes a clouds.yaml for `cloud` (the
-    /// admin user in the admin project, region RegionOne, public
-    /// interface).
+    /// Ensures the virtualenv and writes a clouds.yaml for `cloud`:
+    /// [`CLOUD_NAME`] (the admin user in the admin project) and
+    /// [`DEMO_CLOUD`], both in region RegionOne on the public interface.
     pub fn new(cloud: &Cloud) -> Tools {
         let venv = crate::venv::ensure();
         let dir = tempfile::tempdir().unwrap();
+        let entry = |name: &str, user: &str, password: &str, project: &str| {
+            format!(
+                "  {name}:\n    auth:\n      auth_url: {}\n      username: {user}\n      \
+                 password: {password}\n      project_name: {project}\n      \
+                 user_domain_name: Default\n      project_domain_name: Default\n    \
+                 region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
+                cloud.auth_url()
+            )
+        };
         let yaml = format!(
-            "clouds:\n  {CLOUD_NAME}:\n    auth:\n      auth_url: {}\n      username: admin\n      \
-             password: {ADMIN_PASSWORD}\n      project_name: admin\n      \
-             user_domain_name: Default\n      project_domain_name: Default\n    \
-             region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
-            cloud.auth_url()
+            "clouds:\n{}{}",
+            entry(CLOUD_NAME, "admin", ADMIN_PASSWORD, "admin"),
+            entry(DEMO_CLOUD, "demo", DEMO_PASSWORD, "compat-demo")
         );
         std::fs::write(dir.path().join("clouds.yaml"), yaml).unwrap();
         Tools { venv, dir }

@@ -6,7 +6,7 @@
 
 use super::{assert_contains, column, one, with};
 use crate::cloud::Cloud;
-use crate::tools::Tools;
+use crate::tools::{DEMO_CLOUD, DEMO_PASSWORD, Tools};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -362,6 +362,67 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
         assert!(!rows.is_empty(), "{binary} missing from {services}");
         assert!(rows.iter().all(|r| r["State"] == "up"), "{services}");
     }
+
+    // Identity: a project with a member, as an admin sets one up; the
+    // member sees none of the admin's servers and is refused admin views
+    // with the policy's reason.
+    let p = t.osc_json(&["project", "create", "compat-demo"]).await;
+    assert_eq!(p["name"], "compat-demo");
+    assert_eq!(p["enabled"], true);
+    let u = t
+        .osc_json(&[
+            "user",
+            "create",
+            "--project",
+            "compat-demo",
+            "--password",
+            DEMO_PASSWORD,
+            "demo",
+        ])
+        .await;
+    assert_eq!(u["name"], "demo");
+    assert_eq!(u["default_project_id"], p["id"]);
+    t.osc(&[
+        "role",
+        "add",
+        "--project",
+        "compat-demo",
+        "--user",
+        "demo",
+        "member",
+    ])
+    .await;
+    let roles = t
+        .osc_json(&[
+            "role",
+            "assignment",
+            "list",
+            "--user",
+            "demo",
+            "--project",
+            "compat-demo",
+            "--names",
+        ])
+        .await;
+    let row = one(&roles, "Role", "member");
+    assert_eq!(row["User"], "demo@Default", "{roles}");
+    assert_eq!(row["Project"], "compat-demo@Default", "{roles}");
+    let demo_servers = t
+        .osc_json(&["--os-cloud", DEMO_CLOUD, "server", "list"])
+        .await;
+    assert_eq!(demo_servers, serde_json::json!([]));
+    let err = t
+        .osc_fails(&["--os-cloud", DEMO_CLOUD, "hypervisor", "list"])
+        .await;
+    assert_contains(&err, "403");
+    assert_contains(&err, "needs the 'admin' role");
+    t.osc(&["user", "delete", "demo"]).await;
+    t.osc(&["project", "delete", "compat-demo"]).await;
+    let projects = t.osc_json(&["project", "list"]).await;
+    assert!(
+        with(&projects, "Name", "compat-demo").is_empty(),
+        "{projects}"
+    );
 
     // Tear down, checking each deletion through the listing.
     let mut args = vec!["server", "delete", "--wait"];
