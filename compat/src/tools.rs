@@ -115,7 +115,8 @@ impl Tools {
         .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false")
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+        // ansible-core refuses to run without a UTF-8 locale.
+        .env("LC_ALL", "C.UTF-8");
         let started = Instant::now();
         let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
             .await
