@@ -27,7 +27,12 @@ python="${CLOUD_COMPAT_PYTHON:-python3}"  # the interpreter to build it with
 
 # The interpreter is part of the key too: a virtualenv links to the Python
 # that made it.
-pyinfo="$("$python" -c 'import sys; print(sys.version, sys.executable)')"
+fail() {
+    echo "compat/venv.sh: $*" >&2
+    exit 1
+}
+pyinfo="$("$python" -c 'import sys; print(sys.version, sys.executable)')" ||
+    fail "'$python' is not a usable Python interpreter (set CLOUD_COMPAT_PYTHON)"
 hash="$( (cat "$here/requirements.txt" "$here/venv.sh"; echo "$pyinfo") | sha256sum | cut -c1-16)"
 cache="${CLOUD_COMPAT_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/cloud-compat}"
 venv="$cache/venv-$hash"
@@ -39,13 +44,16 @@ flock 9
 if [[ ! -f "$venv/.complete" ]]; then
     echo "compat/venv.sh: creating $venv" >&2
     rm -rf "$venv"
-    "$python" -m venv "$venv" >&2
+    "$python" -m venv "$venv" >&2 ||
+        fail "'$python -m venv' failed (Debian: apt-get install python3-venv)"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        --requirement "$here/requirements.txt" >&2
+        --requirement "$here/requirements.txt" >&2 ||
+        fail "installing compat/requirements.txt from PyPI failed (is PyPI reachable?)"
     dl="$(mktemp -d)"
     trap 'rm -rf "$dl"' EXIT
     "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
-        --python-version 3.12 --only-binary=:all: --dest "$dl" "$ANSIBLE_DIST" >&2
+        --python-version 3.12 --only-binary=:all: --dest "$dl" "$ANSIBLE_DIST" >&2 ||
+        fail "downloading $ANSIBLE_DIST from PyPI failed (is PyPI reachable?)"
     "$venv/bin/python" - "$dl" "$venv/collections" <<'PY' >&2
 import pathlib, sys, zipfile
 src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
