@@ -287,6 +287,7 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     wait_status(t, "c-vm", "ACTIVE").await;
     t.osc(&["server", "reboot", "--hard", "--wait", "c-vm"])
         .await;
+    wait_status(t, "c-vm", "ACTIVE").await;
     let s = t.osc_json(&["server", "show", "c-vm"]).await;
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
