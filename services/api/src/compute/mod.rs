@@ -65,6 +65,7 @@ pub fn server_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(server_info::server_ips))
         .routes(routes!(server_info::server_ips_network))
+        .routes(routes!(server_info::server_security_groups))
         .routes(routes!(server_info::instance_action_list))
         .routes(routes!(server_info::instance_action_show))
         .routes(routes!(

@@ -1,4 +1,5 @@
-//! Read-only views of a server: its addresses and its instance actions.
+//! Read-only views of a server: its addresses, its security groups and its
+//! instance actions.
 
 use crate::auth::{Action, Ctx};
 use crate::compute::server_views;
@@ -8,7 +9,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use cloud_model::instance::InstanceAction;
+use cloud_model::network::SecurityGroup;
 use cloud_model::{Error, ResourceKind};
+use cloud_store::Scope;
 use serde_json::{Value, json};
 
 /// `GET /servers/{id}/ips`.
@@ -49,6 +52,64 @@ pub async fn server_ips_network(
         .cloned()
         .ok_or_else(|| Error::not_found(ResourceKind::Network, &network))?;
     Ok(Json(json!({ network: on })))
+}
+
+/// A security group in Nova's `os-security-groups` shape: ingress rules
+/// only, with Nova's rule field names.
+fn nova_security_group(sg: &SecurityGroup) -> Value {
+    let rules: Vec<Value> = sg
+        .rules
+        .iter()
+        .filter(|r| r.direction == "ingress")
+        .map(|r| {
+            json!({
+                "id": r.id.to_string(),
+                "parent_group_id": sg.id.to_string(),
+                "ip_protocol": r.protocol,
+                "from_port": r.port_range_min,
+                "to_port": r.port_range_max,
+                "ip_range": r.remote_ip_prefix.as_ref().map_or(json!({}), |c| json!({"cidr": c})),
+                "group": json!({}),
+            })
+        })
+        .collect();
+    json!({
+        "id": sg.id.to_string(),
+        "name": sg.name,
+        "description": sg.description,
+        "tenant_id": sg.project_id.as_str(),
+        "rules": rules,
+    })
+}
+
+/// `GET /servers/{id}/os-security-groups`: the server's security groups
+/// with their ids. openstacksdk's `fetch_server_security_groups` (used by
+/// Ansible's `openstack.cloud.server` on every run to compare the groups)
+/// needs the ids, which the server view does not carry.
+#[utoipa::path(get, path = "/v2.1/servers/{server_id}/os-security-groups", tag = "compute",
+    params(("server_id" = String, Path, description = "Server id")),
+    responses((status = 200, description = "`{\"security_groups\": [{id, name, description, \
+        tenant_id, rules}]}`"), (status = 404, description = "No such server")))]
+pub async fn server_security_groups(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ctx.authorize(Action::ServerRead)?;
+    let inst = load(&state, &ctx, &id).await?;
+    let scope = Scope::Project(inst.project_id.clone());
+    let mut groups = Vec::new();
+    for name in &inst.security_groups {
+        // A group deleted since the boot is no longer shown, as in Nova.
+        for sg in state
+            .store()
+            .security_group_list(&scope, Some(name))
+            .await?
+        {
+            groups.push(nova_security_group(&sg));
+        }
+    }
+    Ok(Json(json!({ "security_groups": groups })))
 }
 
 fn action_view(a: &InstanceAction) -> Value {

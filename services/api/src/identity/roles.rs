@@ -204,6 +204,10 @@ pub async fn role_revoke(
 
 /// Lists role assignments (admin; filters `user.id`, `scope.project.id`).
 #[utoipa::path(get, path = "/v3/role_assignments", tag = "identity",
+    params(("user.id" = Option<String>, Query, description = "One user's assignments"),
+        ("scope.project.id" = Option<String>, Query, description = "On one project"),
+        ("include_names" = Option<bool>, Query, description = "Add user, project and domain \
+            names (the `openstack` CLI's `--names`, Ansible)")),
     responses((status = 200, description = "Role assignments")))]
 pub async fn role_assignment_list(
     State(state): State<AppState>,
@@ -214,22 +218,48 @@ pub async fn role_assignment_list(
     ctx.authorize(Action::RoleAssignmentRead)?;
     let user = q.get("user.id").map(UserId::from_string);
     let project = q.get("scope.project.id").map(ProjectId::from_string);
-    let list: Vec<Value> = state
-        .store()
+    let names = match q
+        .get("include_names")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("false" | "0" | "no") => false,
+        Some("" | "true" | "1" | "yes") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid value for include_names: '{other}' is not a boolean."
+            )));
+        }
+    };
+    let store = state.store();
+    let mut list = Vec::new();
+    for a in store
         .role_assignment_list(user.as_ref(), project.as_ref())
         .await?
-        .iter()
-        .map(|a| {
-            json!({
-                "role": {"id": a.role.id.as_str(), "name": a.role.name},
-                "user": {"id": a.user_id.as_str()},
-                "scope": {"project": {"id": a.project_id.as_str()}},
-                "links": {"assignment": format!(
-                    "{base}/identity/v3/projects/{}/users/{}/roles/{}",
-                    a.project_id, a.user_id, a.role.id
-                )},
-            })
-        })
-        .collect();
+    {
+        let mut user = json!({"id": a.user_id.as_str()});
+        let mut project = json!({"id": a.project_id.as_str()});
+        if names {
+            // Each assignment names existing rows (the store deletes
+            // assignments with their user or project).
+            let u = store.user_get(&a.user_id).await?;
+            let ud = store.domain_get(&u.domain_id).await?;
+            user["name"] = json!(u.name);
+            user["domain"] = json!({"id": ud.id.as_str(), "name": ud.name});
+            let p = store.project_get(&a.project_id).await?;
+            let pd = store.domain_get(&p.domain_id).await?;
+            project["name"] = json!(p.name);
+            project["domain"] = json!({"id": pd.id.as_str(), "name": pd.name});
+        }
+        list.push(json!({
+            "role": {"id": a.role.id.as_str(), "name": a.role.name},
+            "user": user,
+            "scope": {"project": project},
+            "links": {"assignment": format!(
+                "{base}/identity/v3/projects/{}/users/{}/roles/{}",
+                a.project_id, a.user_id, a.role.id
+            )},
+        }));
+    }
     Ok(Json(json!({"role_assignments": list})))
 }

@@ -13,10 +13,12 @@
 //! by other projects (403). Admins may create resources for another
 //! project by naming it in `project_id` / `tenant_id`.
 
+pub mod extensions;
 pub mod filters;
 pub mod networks;
 pub mod port_checks;
 pub mod ports;
+pub mod quotas;
 pub mod rule_checks;
 pub mod security_group_rules;
 pub mod security_groups;
@@ -41,6 +43,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(versions::network_versions))
         .routes(routes!(versions::network_v2))
+        .routes(routes!(extensions::extension_list))
+        .routes(routes!(extensions::extension_show))
+        .routes(routes!(quotas::network_quota_show))
+        .routes(routes!(quotas::network_quota_default))
+        .routes(routes!(quotas::network_quota_details))
         .routes(routes!(networks::network_list, networks::network_create))
         .routes(routes!(
             networks::network_show,
