@@ -238,3 +238,123 @@ async fn listing_metadata_and_details(backend: Backend) {
 async fn listing_metadata_and_details_sqlite() {
     listing_metadata_and_details(Backend::Sqlite).await;
 }
+
+/// Security groups added to and removed from a running server reach its
+/// ports, as `addSecurityGroup` / `removeSecurityGroup` do in Nova.
+async fn security_groups_of_a_running_server(backend: Backend) {
+    let plane = ControlPlane::start(PlaneOptions::hosts(backend, 1, FakeConfig::default())).await;
+    let admin = plane.api.admin().await;
+    let image = active_image(&plane.api.db.store, &admin.project_id).await;
+    let c = &admin.client;
+    let r = c
+        .post(
+            "/network/v2.0/networks",
+            json!({"network": {"name": "sg-net"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": "10.9.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = c
+        .post(
+            "/network/v2.0/security-groups",
+            json!({"security_group": {"name": "web"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let web = r.body["security_group"]["id"].as_str().unwrap().to_owned();
+    let r = boot(
+        c,
+        "sg-vm",
+        "1",
+        &image.to_string(),
+        json!({"networks": [{"uuid": net}]}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+
+    let action = |body: serde_json::Value| {
+        let id = id.clone();
+        async move {
+            c.post(&format!("/compute/v2.1/servers/{id}/action"), body)
+                .await
+        }
+    };
+    let port_groups = || async {
+        let r = c.get(&format!("/network/v2.0/ports?device_id={id}")).await;
+        assert_eq!(r.body["ports"].as_array().unwrap().len(), 1, "{}", r.body);
+        r.body["ports"][0]["security_groups"].clone()
+    };
+    let server_groups = || async {
+        let r = c.get(&format!("/compute/v2.1/servers/{id}")).await;
+        r.body["server"]["security_groups"].clone()
+    };
+    assert!(
+        !port_groups()
+            .await
+            .as_array()
+            .unwrap()
+            .contains(&json!(web))
+    );
+
+    let r = action(json!({"addSecurityGroup": {"name": "web"}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        port_groups()
+            .await
+            .as_array()
+            .unwrap()
+            .contains(&json!(web))
+    );
+    assert_eq!(
+        server_groups().await,
+        json!([{"name": "default"}, {"name": "web"}])
+    );
+    // Already there: 400 that says so. Unknown group: 404.
+    let r = action(json!({"addSecurityGroup": {"name": "web"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("already associated"),
+        "{}",
+        r.body
+    );
+    let r = action(json!({"addSecurityGroup": {"name": "nope"}})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.error_message().contains("nope"), "{}", r.body);
+    let r = action(json!({"addSecurityGroup": {}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    let r = action(json!({"removeSecurityGroup": {"name": web}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        !port_groups()
+            .await
+            .as_array()
+            .unwrap()
+            .contains(&json!(web))
+    );
+    assert_eq!(server_groups().await, json!([{"name": "default"}]));
+    let r = action(json!({"removeSecurityGroup": {"name": "web"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error_message().contains("not associated"), "{}", r.body);
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn security_groups_of_a_running_server_sqlite() {
+    security_groups_of_a_running_server(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn security_groups_of_a_running_server_rabbitmq_postgres() {
+    security_groups_of_a_running_server(Backend::Postgres).await;
+}

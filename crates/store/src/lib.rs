@@ -31,6 +31,7 @@ mod row;
 mod security_groups;
 mod server_addresses;
 mod server_groups;
+mod server_security_groups;
 mod workflows;
 mod zones;
 
@@ -49,6 +50,7 @@ pub use ports::{NewPort, PortFilter, RequestedIp};
 pub use quotas::QuotaUsage;
 pub use security_groups::NewRule;
 pub use server_addresses::ServerNic;
+pub use server_security_groups::GroupChange;
 pub use workflows::{Workflow, workflow_id};
 pub use zones::{INTERNAL_ZONE, ZoneMember};
 

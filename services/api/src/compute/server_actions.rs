@@ -1,4 +1,5 @@
-//! `POST /servers/{id}/action`: start, stop, reboot and the console log.
+//! `POST /servers/{id}/action`: start, stop, reboot, the console log, and
+//! adding or removing a security group.
 //!
 //! Power actions move the server into a task state with a conditional
 //! update (a conflicting state is a 409 that names it), record an instance
@@ -6,6 +7,7 @@
 //! the host's report.
 
 use crate::auth::{Action, Ctx};
+use crate::compute::server_security_groups::change_security_group;
 use crate::compute::servers::load;
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::JsonBody;
@@ -20,6 +22,7 @@ use cloud_driver::RebootKind;
 use cloud_model::instance::{Instance, TaskState, VmState};
 use cloud_model::{Error, Timestamp};
 use cloud_rpc::{ComputeMsg, ConsoleOutput};
+use cloud_store::GroupChange;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -141,9 +144,15 @@ pub async fn server_action(
             let output = console(&state, &inst, &request_id).await?;
             Ok(Json(json!({"output": tail_lines(&output, length)})).into_response())
         }
+        "addSecurityGroup" => {
+            change_security_group(&state, &ctx, &id, action, args, GroupChange::Add).await
+        }
+        "removeSecurityGroup" => {
+            change_security_group(&state, &ctx, &id, action, args, GroupChange::Remove).await
+        }
         other => Err(ApiError::bad_request(format!(
-            "Unsupported server action '{other}': supported are os-start, os-stop, reboot and \
-             os-getConsoleOutput."
+            "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
+             os-getConsoleOutput, addSecurityGroup and removeSecurityGroup."
         ))),
     }
 }

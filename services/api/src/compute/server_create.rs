@@ -3,6 +3,7 @@
 //! the conductors.
 
 use crate::auth::{Action, Ctx};
+use crate::compute::server_security_groups::find_security_group;
 use crate::compute::server_views::links;
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::{BaseUrl, JsonBody};
@@ -334,18 +335,9 @@ pub async fn server_create(
             store.security_group_ensure_default(&project).await?;
             let mut names = Vec::new();
             for sg in list {
-                let by_name = store.security_group_list(&scope, Some(&sg.name)).await?;
-                let found = match by_name.first() {
-                    Some(g) => Some(g.name.clone()),
-                    None => match cloud_model::SecurityGroupId::parse(&sg.name) {
-                        Some(id) => store
-                            .security_group_get(id, &scope)
-                            .await
-                            .ok()
-                            .map(|g| g.name),
-                        None => None,
-                    },
-                };
+                let found = find_security_group(store, &scope, &sg.name)
+                    .await?
+                    .map(|g| g.name);
                 let n = found.ok_or_else(|| {
                     ApiError::bad_request(format!(
                         "Unable to find security_group with name or id '{}'.",
