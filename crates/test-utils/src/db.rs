@@ -118,7 +118,12 @@ impl Drop for TestDb {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                store.close().await;
+                // Closing waits for connections in use to come back. One
+                // may be held by a task of the test's runtime, which is
+                // blocked in this very drop: never wait for it (that
+                // deadlocked a test now and then); FORCE below ends it.
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
                 if let Ok(mut c) = sqlx::AnyConnection::connect(&pg_base_url()).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut c)
