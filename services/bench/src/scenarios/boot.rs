@@ -33,6 +33,11 @@ pub struct BootArgs {
     /// How often the watcher looks for settled servers, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub poll_ms: u64,
+    /// Seconds of idleness measured before booting, to net the
+    /// background work (heartbeats every 5 s, power syncs every 30 s, in
+    /// step across hosts started together) out of the per-boot counts.
+    #[arg(long, default_value_t = 30.0)]
+    pub idle_secs: f64,
 }
 
 impl BootArgs {
@@ -42,6 +47,7 @@ impl BootArgs {
         report.param("servers", self.servers);
         report.param("concurrency", self.concurrency);
         report.param("poll_ms", self.poll_ms);
+        report.param("idle_secs", self.idle_secs);
     }
 }
 
@@ -74,7 +80,7 @@ pub async fn boot_and_delete(
     let client = &fx.admin.client;
     // Background work (heartbeats, reconcilers) per second, to net out of
     // the per-boot counts.
-    let idle = idle_rates(Duration::from_secs(2)).await;
+    let idle = idle_rates(Duration::from_secs_f64(args.idle_secs.max(0.0))).await;
 
     // Boot phase.
     let next = AtomicUsize::new(0);
@@ -158,6 +164,7 @@ pub async fn boot_and_delete(
         "delete_wall_s": round3(delete_s),
         "deletes_per_s": round3(deleted.load(Ordering::Relaxed) as f64 / delete_s.max(1e-9)),
         "idle_db_statements_per_s": round3(idle.statements),
+        "idle_bus_published_per_s": round3(idle.published),
     });
     merge(&mut out, tta.into_inner().expect("lock").summary("tta"));
     merge(

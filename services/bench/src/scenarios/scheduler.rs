@@ -92,6 +92,7 @@ pub async fn run(target: Target, args: &SchedulerArgs) -> anyhow::Result<Report>
                     service.push(took);
                 }
             }
+            let prefilter = prefilter_time(&store, &snap, args.iterations.min(50)).await?;
             let core = core_select(
                 k,
                 &snap.extra_specs,
@@ -109,6 +110,10 @@ pub async fn run(target: Target, args: &SchedulerArgs) -> anyhow::Result<Report>
             row.insert(
                 "service_p99_ms".into(),
                 json!(round3(service.percentile(99.0))),
+            );
+            row.insert(
+                "prefilter_p50_ms".into(),
+                json!(round3(prefilter.percentile(50.0))),
             );
             row.insert("core_p50_ms".into(), json!(round3(core.percentile(50.0))));
             row.insert("core_p99_ms".into(), json!(round3(core.percentile(99.0))));
@@ -148,6 +153,28 @@ fn growth(report: &mut Report) {
         c.insert("service_p99_x".into(), service_ratio);
         c.insert("core_p99_x".into(), core_ratio);
     }
+}
+
+/// Times the SQL prefilter alone (the candidate hosts' rows read and
+/// decoded), the part of `select_destinations` that grows with K.
+async fn prefilter_time(
+    store: &cloud_store::Store,
+    flavor: &cloud_model::instance::FlavorSnapshot,
+    iterations: usize,
+) -> anyhow::Result<Samples> {
+    let mut samples = Samples::new();
+    for _ in 0..iterations {
+        let p = cloud_store::Prefilter {
+            vcpus: flavor.vcpus,
+            memory_mb: flavor.ram_mb,
+            disk_gb: flavor.disk_gb,
+            seen_after: cloud_model::Timestamp::now().plus_seconds(-86_400),
+        };
+        let t0 = Instant::now();
+        store.compute_nodes_prefiltered(&p).await?;
+        samples.push(t0.elapsed());
+    }
+    Ok(samples)
 }
 
 /// Times the pure decision over `k` in-memory hosts like the registered
