@@ -1,7 +1,8 @@
 //! Counters read around a measured phase: database statements (minus the
 //! harness's own watcher queries) and bus
 //! messages (the process-wide counters the services export at
-//! `/metrics`), and this process's CPU time and memory from `/proc`.
+//! `/metrics`), and the CPU time of this process and of the database and
+//! broker servers, and memory, from `/proc`.
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ pub struct Reading {
     published: u64,
     consumed: u64,
     cpu_s: f64,
+    postgres_cpu_s: f64,
+    rabbitmq_cpu_s: f64,
 }
 
 impl Reading {
@@ -27,6 +30,8 @@ impl Reading {
             published: bus.published,
             consumed: bus.consumed,
             cpu_s: process_cpu_seconds(),
+            postgres_cpu_s: cpu_seconds_of("postgres"),
+            rabbitmq_cpu_s: cpu_seconds_of("beam.smp"),
         }
     }
 
@@ -46,6 +51,8 @@ impl Reading {
             "bus_published_per_op": r(net(d(self.published, later.published), idle.published) / ops),
             "bus_consumed_per_op": r(net(d(self.consumed, later.consumed), idle.consumed) / ops),
             "cpu_s": r(later.cpu_s - self.cpu_s),
+            "postgres_cpu_s": r(later.postgres_cpu_s - self.postgres_cpu_s),
+            "rabbitmq_cpu_s": r(later.rabbitmq_cpu_s - self.rabbitmq_cpu_s),
         })
     }
 
@@ -107,6 +114,15 @@ pub fn rss_mib(pid: &str) -> Option<(f64, f64)> {
         Some(kb / 1024.0)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// `RssAnon` (heap and stacks, without the mapped binary and
+/// libraries) of process `pid` in MiB.
+pub fn rss_anon_mib(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Total CPU seconds of every process whose command name is `comm`

@@ -18,6 +18,7 @@
 mod counters;
 mod env;
 mod fixtures;
+mod processes;
 mod report;
 mod scenarios;
 mod stats;
@@ -54,7 +55,7 @@ enum Scenario {
     /// Concurrent boots for the last capacity with two schedulers.
     Contention(contention::ContentionArgs),
     /// Memory, CPU, statements and messages during the boot scenario.
-    Resources(boot::BootArgs),
+    Resources(resources::ResourcesArgs),
 }
 
 fn main() -> anyhow::Result<()> {

@@ -8,9 +8,11 @@
 //! compute agent is estimated from the growth of this process's resident
 //! set when they start: the API alone first, then K agents (with one
 //! conductor and scheduler) — a figure per in-process agent, not per
-//! separate `cloud-compute` process.
+//! separate `cloud-compute` process. With `--binaries DIR` the real
+//! service binaries are also started, each in its own process, and their
+//! idle memory read.
 
-use crate::counters::{cpu_seconds, cpu_seconds_of, rss_mib};
+use crate::counters::rss_mib;
 use crate::env::{self, Target};
 use crate::report::Report;
 use crate::scenarios::boot::{BootArgs, boot_and_delete};
@@ -23,6 +25,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Flags of `resources`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ResourcesArgs {
+    /// The boot scenario's flags.
+    #[command(flatten)]
+    pub boot: BootArgs,
+    /// Directory with release builds of `cloud-api`, `cloud-conductor`,
+    /// `cloud-scheduler` and `cloud-compute`: also measure their idle
+    /// memory as separate processes (on PostgreSQL and RabbitMQ).
+    #[arg(long)]
+    pub binaries: Option<std::path::PathBuf>,
+}
+
 /// How long to let memory settle after starting something.
 const SETTLE: Duration = Duration::from_secs(2);
 
@@ -31,9 +46,13 @@ fn rss() -> f64 {
 }
 
 /// Runs the scenario.
-pub async fn run(target: Target, args: &BootArgs) -> anyhow::Result<Report> {
+pub async fn run(target: Target, all: &ResourcesArgs) -> anyhow::Result<Report> {
+    let args = &all.boot;
     let mut report = Report::new("resources", target.label());
     args.describe(&mut report);
+    if let Some(bin) = &all.binaries {
+        report.extend(crate::processes::idle_rss(bin).await?);
+    }
     let rss_harness = rss();
 
     // The API alone, idle.
@@ -73,16 +92,12 @@ pub async fn run(target: Target, args: &BootArgs) -> anyhow::Result<Report> {
             }
         }
     });
-    let cpu0 = cpu_seconds("self").unwrap_or(0.0);
-    let pg0 = cpu_seconds_of("postgres");
-    let rabbit0 = cpu_seconds_of("beam.smp");
     let figures = boot_and_delete(&plane, &fx, args).await?;
-    let cpu = cpu_seconds("self").unwrap_or(0.0) - cpu0;
-    let pg = cpu_seconds_of("postgres") - pg0;
-    let rabbit = cpu_seconds_of("beam.smp") - rabbit0;
     sampling.cancel();
     let _ = sampler.await;
     let booted = figures["booted"].as_f64().unwrap_or(0.0).max(1.0);
+    let deleted = figures["deleted"].as_f64().unwrap_or(0.0).max(1.0);
+    let per = |key: &str, n: f64| round3(figures[key].as_f64().unwrap_or(0.0) * 1000.0 / n);
 
     report.extend(json!({
         "rss_harness_mib": round3(rss_harness),
@@ -90,10 +105,15 @@ pub async fn run(target: Target, args: &BootArgs) -> anyhow::Result<Report> {
         "rss_plane_idle_mib": round3(rss_plane),
         "rss_per_agent_idle_mib": round3((rss_plane - rss_before_plane).max(0.0) / args.hosts.max(1) as f64),
         "rss_peak_during_boot_mib": round3(peak.load(Ordering::Relaxed) as f64 / 1024.0),
-        "cpu_s_services": round3(cpu),
-        "cpu_s_postgres": round3(pg),
-        "cpu_s_rabbitmq": round3(rabbit),
-        "cpu_ms_services_per_boot": round3(cpu * 1000.0 / booted),
+        "boot_cpu_ms_services_per_op": per("boot_cpu_s", booted),
+        "boot_cpu_ms_postgres_per_op": per("boot_postgres_cpu_s", booted),
+        "boot_cpu_ms_rabbitmq_per_op": per("boot_rabbitmq_cpu_s", booted),
+        "delete_cpu_ms_services_per_op": per("delete_cpu_s", deleted),
+        "delete_cpu_ms_postgres_per_op": per("delete_postgres_cpu_s", deleted),
+        "boot_cpu_s": figures["boot_cpu_s"],
+        "boot_postgres_cpu_s": figures["boot_postgres_cpu_s"],
+        "boot_rabbitmq_cpu_s": figures["boot_rabbitmq_cpu_s"],
+        "boot_wall_s": figures["boot_wall_s"],
         "boots_per_s": figures["boots_per_s"],
         "booted": figures["booted"],
         "boot_db_statements_per_op": figures["boot_db_statements_per_op"],
