@@ -143,7 +143,7 @@ async fn flavor(
 
 /// An active image recorded in the store (the fake driver never reads
 /// its bytes, so there is nothing to upload).
-async fn active_image(store: &Store, owner: &str) -> anyhow::Result<ImageId> {
+pub(crate) async fn active_image(store: &Store, owner: &str) -> anyhow::Result<ImageId> {
     let id = ImageId::new();
     let now = Timestamp::now();
     store

@@ -9,7 +9,8 @@ use crate::watch::{Want, Watcher};
 use cloud_driver_fake::FakeConfig;
 use cloud_model::instance::VmState;
 use cloud_model::{InstanceId, Timestamp};
-use cloud_test_utils::{Client, ControlPlane, boot};
+use cloud_store::Store;
+use cloud_test_utils::{Client, boot};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,7 +58,7 @@ pub async fn run(target: Target, args: &BootArgs) -> anyhow::Result<Report> {
     args.describe(&mut report);
     let plane = env::start_plane(target, args.hosts, FakeConfig::default(), 1).await;
     let fx = env::fixtures(&plane).await?;
-    let figures = boot_and_delete(&plane, &fx, args).await?;
+    let figures = boot_and_delete(&plane.api.db.store, &fx, args).await?;
     report.extend(figures);
     plane.shutdown().await;
     Ok(report)
@@ -71,11 +72,11 @@ struct Booted {
 /// Boots `args.servers` servers and deletes them again; returns the
 /// figures of both phases.
 pub async fn boot_and_delete(
-    plane: &ControlPlane,
+    store: &Store,
     fx: &Fixtures,
     args: &BootArgs,
 ) -> anyhow::Result<Value> {
-    let store = plane.api.db.store.clone();
+    let store = store.clone();
     let watcher = Watcher::start(store, Duration::from_millis(args.poll_ms.max(1)));
     let client = &fx.admin.client;
     // Background work (heartbeats, reconcilers) per second, to net out of

@@ -36,6 +36,11 @@ pub struct ResourcesArgs {
     /// memory as separate processes (on PostgreSQL and RabbitMQ).
     #[arg(long)]
     pub binaries: Option<std::path::PathBuf>,
+    /// With `--binaries`: also run the boot scenario against the services
+    /// as separate processes, with this many `cloud-compute` processes
+    /// (0: skip), for each service's CPU time and peak memory.
+    #[arg(long, default_value_t = 0)]
+    pub process_hosts: usize,
 }
 
 /// How long to let memory settle after starting something.
@@ -52,6 +57,12 @@ pub async fn run(target: Target, all: &ResourcesArgs) -> anyhow::Result<Report> 
     args.describe(&mut report);
     if let Some(bin) = &all.binaries {
         report.extend(crate::processes::idle_rss(bin).await?);
+        if all.process_hosts > 0 {
+            let mut a = args.clone();
+            a.hosts = all.process_hosts;
+            report.param("process_hosts", all.process_hosts);
+            report.extend(crate::processes::boot_in_processes(bin, &a).await?);
+        }
     }
     let rss_harness = rss();
 
@@ -92,7 +103,7 @@ pub async fn run(target: Target, all: &ResourcesArgs) -> anyhow::Result<Report> 
             }
         }
     });
-    let figures = boot_and_delete(&plane, &fx, args).await?;
+    let figures = boot_and_delete(&plane.api.db.store, &fx, args).await?;
     sampling.cancel();
     let _ = sampler.await;
     let booted = figures["booted"].as_f64().unwrap_or(0.0).max(1.0);
