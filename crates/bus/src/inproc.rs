@@ -121,8 +121,10 @@ impl Acker for InProcAcker {
 
     async fn reply(&self, reply: Envelope) -> Result<(), BusError> {
         let tx = self.reply.lock().map(|mut r| r.take()).unwrap_or(None);
-        if let Some(tx) = tx {
-            let _ = tx.send(reply);
+        if let Some(tx) = tx
+            && tx.send(reply).is_ok()
+        {
+            crate::stats::note_published();
         }
         Ok(())
     }
@@ -141,7 +143,9 @@ impl Bus for InProcBus {
             reply: None,
             redelivered: false,
         })
-        .map_err(|_| BusError::Closed)
+        .map_err(|_| BusError::Closed)?;
+        crate::stats::note_published();
+        Ok(())
     }
 
     async fn call(
@@ -158,6 +162,7 @@ impl Bus for InProcBus {
             redelivered: false,
         })
         .map_err(|_| BusError::Closed)?;
+        crate::stats::note_published();
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(BusError::Closed),
@@ -175,6 +180,7 @@ impl Bus for InProcBus {
             subs.retain(|s| !s.is_closed());
             subs.clone()
         };
+        crate::stats::note_published();
         for s in subs {
             let d = Delivery::new(msg.clone(), false, Box::new(InProcAcker::new(None, None)));
             let _ = s.send(d).await;

@@ -17,10 +17,12 @@
 mod amqp;
 mod envelope;
 mod inproc;
+mod stats;
 
 pub use amqp::{AmqpBus, AmqpConfig};
 pub use envelope::Envelope;
 pub use inproc::InProcBus;
+pub use stats::{BusStats, stats};
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -85,6 +87,7 @@ pub trait Acker: Send + Sync {
 impl Delivery {
     /// Builds a delivery (used by implementations).
     pub fn new(envelope: Envelope, redelivered: bool, acker: Box<dyn Acker>) -> Self {
+        stats::note_consumed();
         Delivery {
             envelope,
             redelivered,

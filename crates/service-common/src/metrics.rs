@@ -117,7 +117,37 @@ pub fn render() -> String {
             let _ = writeln!(out, "{name}_count{} {}", fmt_labels(l, None), h.count);
         }
     }
+    render_process_counters(&mut out);
     out
+}
+
+/// Counters kept outside the registry (plain atomics on hot paths): the
+/// database statements counted by the tracing subscriber and the bus
+/// messages counted by the bus.
+fn render_process_counters(out: &mut String) {
+    let bus = cloud_bus::stats();
+    let counters = [
+        (
+            "cloud_db_statements_total",
+            "Database statements executed by this process.",
+            crate::telemetry::db_statements(),
+        ),
+        (
+            "cloud_bus_messages_published_total",
+            "Bus messages (casts, calls, broadcasts, replies) sent by this process.",
+            bus.published,
+        ),
+        (
+            "cloud_bus_messages_consumed_total",
+            "Bus messages delivered to this process's consumers.",
+            bus.consumed,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 /// The `/metrics` route, for services that have no HTTP API of their own.

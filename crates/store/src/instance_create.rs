@@ -38,18 +38,14 @@ impl Store {
         let mut tx = self.begin().await?;
         for (resource, delta) in deltas {
             let limit = limits.get(resource).copied().unwrap_or(-1);
-            sqlx::query(
-                "INSERT INTO quota_usages (project_id, resource, in_use) VALUES ($1, $2, 0) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(project.as_str())
-            .bind(resource)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            // One statement per resource: take `delta` if the limit
+            // allows it, creating the usage row on first use.
             let r = sqlx::query(
-                "UPDATE quota_usages SET in_use = in_use + $3 WHERE project_id = $1 \
-                 AND resource = $2 AND ($4 < 0 OR in_use + $3 <= $4)",
+                "INSERT INTO quota_usages (project_id, resource, in_use) \
+                 SELECT $1, $2, $3 WHERE $4 < 0 OR $3 <= $4 \
+                 ON CONFLICT (project_id, resource) DO UPDATE \
+                 SET in_use = quota_usages.in_use + excluded.in_use \
+                 WHERE $4 < 0 OR quota_usages.in_use + excluded.in_use <= $4",
             )
             .bind(project.as_str())
             .bind(resource)
@@ -59,15 +55,18 @@ impl Store {
             .await
             .map_err(db_error)?;
             if r.rows_affected() == 0 {
-                let used = sqlx::query(
+                let used = match sqlx::query(
                     "SELECT in_use FROM quota_usages WHERE project_id = $1 AND resource = $2",
                 )
                 .bind(project.as_str())
                 .bind(resource)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_error)?
-                .int("in_use")?;
+                {
+                    Some(row) => row.int("in_use")?,
+                    None => 0,
+                };
                 return Err(Error::quota(format!(
                     "Quota exceeded for {resource}: Requested {delta}, but already used {used} \
                      of {limit} {resource}"

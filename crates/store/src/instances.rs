@@ -286,54 +286,89 @@ impl Store {
         )))
     }
 
-    /// Applies a state change from the control plane.
+    /// Applies a state change from the control plane. Only the fields
+    /// `u` sets are written (one statement, no read first): this runs
+    /// several times per boot, and rewriting every column cost a read and
+    /// wider writes for nothing.
     pub async fn instance_update_state(
         &self,
         id: InstanceId,
         u: &StateUpdate,
     ) -> Result<(), Error> {
-        let cur = self.instance_get_any(id).await?;
-        let vm = u.vm_state.unwrap_or(cur.vm_state);
-        let task = match u.task_state {
-            Some(t) => t,
-            None => cur.task_state,
+        let mut sets: Vec<String> = Vec::new();
+        let mut n = 1;
+        let mut set = |columns: &[&str]| {
+            n += 1;
+            for c in columns {
+                sets.push(format!("{c} = ${n}"));
+            }
         };
-        let power = u.power_state.unwrap_or(cur.power_state);
-        let host = match &u.host {
-            Some(h) => h.clone(),
-            None => cur.host.clone(),
-        };
-        let fault = match &u.fault {
-            Some(f) => f.clone(),
-            None => cur.fault.clone(),
-        };
-        let numa = match &u.numa_placement {
-            Some(n) => n.clone(),
-            None => cur.numa_placement.clone(),
-        };
-        let deadline = match u.task_deadline {
-            Some(d) => d,
-            None => cur.task_deadline,
-        };
-        sqlx::query(
-            "UPDATE instances SET vm_state = $2, task_state = $3, power_state = $4, host = $5, \
-             node = $5, fault = $6, progress = $7, launched_at = $8, numa_placement = $9, \
-             task_deadline = $10, updated_at = $11 WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(vm.as_str())
-        .bind(task.map(|t| t.as_str()))
-        .bind(power.code())
-        .bind(host)
-        .bind(fault.as_ref().map(json))
-        .bind(u.progress.unwrap_or(cur.progress))
-        .bind(u.launched_at.or(cur.launched_at).map(|t| t.micros()))
-        .bind(numa.as_ref().map(json))
-        .bind(deadline.map(|t| t.micros()))
-        .bind(Timestamp::now().micros())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        if u.vm_state.is_some() {
+            set(&["vm_state"]);
+        }
+        if u.task_state.is_some() {
+            set(&["task_state"]);
+        }
+        if u.power_state.is_some() {
+            set(&["power_state"]);
+        }
+        if u.host.is_some() {
+            set(&["host", "node"]);
+        }
+        if u.fault.is_some() {
+            set(&["fault"]);
+        }
+        if u.progress.is_some() {
+            set(&["progress"]);
+        }
+        if u.launched_at.is_some() {
+            set(&["launched_at"]);
+        }
+        if u.numa_placement.is_some() {
+            set(&["numa_placement"]);
+        }
+        if u.task_deadline.is_some() {
+            set(&["task_deadline"]);
+        }
+        set(&["updated_at"]);
+        let sql = format!("UPDATE instances SET {} WHERE id = $1", sets.join(", "));
+        // Bound in the order the placeholders were numbered above.
+        let mut q = sqlx::query(&sql).bind(id.to_string());
+        if let Some(vm) = u.vm_state {
+            q = q.bind(vm.as_str());
+        }
+        if let Some(task) = u.task_state {
+            q = q.bind(task.map(|t| t.as_str()));
+        }
+        if let Some(power) = u.power_state {
+            q = q.bind(power.code());
+        }
+        if let Some(host) = &u.host {
+            q = q.bind(host.clone());
+        }
+        if let Some(fault) = &u.fault {
+            q = q.bind(fault.as_ref().map(json));
+        }
+        if let Some(progress) = u.progress {
+            q = q.bind(progress);
+        }
+        if let Some(at) = u.launched_at {
+            q = q.bind(at.micros());
+        }
+        if let Some(numa) = &u.numa_placement {
+            q = q.bind(numa.as_ref().map(json));
+        }
+        if let Some(deadline) = u.task_deadline {
+            q = q.bind(deadline.map(|t| t.micros()));
+        }
+        let r = q
+            .bind(Timestamp::now().micros())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Server, id));
+        }
         Ok(())
     }
 

@@ -281,7 +281,10 @@ impl Shared {
             let link = self.wait_link(deadline).await?;
             let once = self.publish_once(&link, &target, &body, props.clone());
             let error = match tokio::time::timeout_at(deadline, once).await {
-                Ok(Ok(())) => return Ok(()),
+                Ok(Ok(())) => {
+                    crate::stats::note_published();
+                    return Ok(());
+                }
                 Ok(Err(e)) => e,
                 Err(_) => "no confirmation from the broker".to_owned(),
             };

@@ -1,0 +1,174 @@
+//! The system under test: which backend, the control plane with fake
+//! hosts (built from `cloud-test-utils`' [`ControlPlane`], with production
+//! timings instead of the tests' short ones), and the fixtures a user
+//! would have (an image, flavors, a project without quota limits).
+
+use cloud_conductor::ConductorConfig;
+use cloud_driver_fake::FakeConfig;
+use cloud_model::flavor::NewFlavor;
+use cloud_model::image::Image;
+use cloud_model::{FlavorId, ImageId, ProjectId, Timestamp};
+use cloud_scheduler::SchedulerConfig;
+use cloud_store::{Backend, Store};
+use cloud_test_utils::{Account, ControlPlane, PlaneOptions};
+use std::collections::BTreeMap;
+
+/// Which pair of database and bus to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// SQLite + in-process bus (`--embedded`) or PostgreSQL + RabbitMQ.
+    pub backend: Backend,
+}
+
+impl Target {
+    /// From the `--embedded` flag.
+    pub fn new(embedded: bool) -> Target {
+        Target {
+            backend: if embedded {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            },
+        }
+    }
+
+    /// The label in reports.
+    pub fn label(self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite+inproc",
+            Backend::Postgres => "postgres+rabbitmq",
+        }
+    }
+}
+
+/// The flavor every plain boot uses: 1 vCPU, 64 MiB, 1 GiB disk.
+pub const SMALL: &str = "bench.small";
+/// A pinned flavor: 2 dedicated vCPUs in one NUMA node.
+pub const PINNED: &str = "bench.pinned";
+
+/// Starts API, conductor, `schedulers` schedulers and `hosts` fake hosts
+/// of `host` resources on `target`, with the services' default timings
+/// (heartbeats every 10 s, not the tests' 0.5 s). The database (a fresh
+/// PostgreSQL database or SQLite file) and the bus names (a unique AMQP
+/// prefix whose queues expire a minute after use) are private to this
+/// run; the database is dropped when the plane is.
+pub async fn start_plane(
+    target: Target,
+    hosts: usize,
+    host: FakeConfig,
+    schedulers: usize,
+) -> ControlPlane {
+    let mut options = PlaneOptions::hosts(target.backend, hosts, host);
+    options.conductor = ConductorConfig::default();
+    options.scheduler = SchedulerConfig::default();
+    options.schedulers = schedulers;
+    options.agent = |_| {};
+    ControlPlane::start(options).await
+}
+
+/// What a benchmark user has: the admin account (quota unlimited), an
+/// image and the bench flavors.
+pub struct Fixtures {
+    /// The admin, logged in.
+    pub admin: Account,
+    /// The image to boot.
+    pub image: String,
+}
+
+/// Sets up [`Fixtures`] on `plane`.
+pub async fn fixtures(plane: &ControlPlane) -> anyhow::Result<Fixtures> {
+    let admin = plane.api.admin().await;
+    let store = &plane.api.db.store;
+    prepare_store(store, &admin.project_id).await?;
+    let image = active_image(store, &admin.project_id).await?.to_string();
+    Ok(Fixtures { admin, image })
+}
+
+/// Lifts `project`'s quotas and creates the bench flavors.
+pub async fn prepare_store(store: &Store, project: &str) -> anyhow::Result<()> {
+    let p = ProjectId::from_string(project);
+    for r in [
+        "instances",
+        "cores",
+        "ram",
+        "server_groups",
+        "server_group_members",
+    ] {
+        store.quota_set(&p, r, -1).await?;
+    }
+    flavor(store, SMALL, 1, 64, &[]).await?;
+    flavor(
+        store,
+        PINNED,
+        2,
+        256,
+        &[("hw:numa_nodes", "1"), ("hw:cpu_policy", "dedicated")],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn flavor(
+    store: &Store,
+    id: &str,
+    vcpus: i64,
+    ram_mb: i64,
+    specs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    store
+        .flavor_create(&NewFlavor {
+            id: Some(FlavorId::from_string(id)),
+            name: id.to_owned(),
+            vcpus,
+            ram_mb,
+            disk_gb: 1,
+            swap_mb: 0,
+            ephemeral_gb: 0,
+            rxtx_factor: 1.0,
+            is_public: true,
+            description: None,
+        })
+        .await?;
+    if !specs.is_empty() {
+        let map: BTreeMap<String, String> = specs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        store
+            .flavor_extra_specs_set(&FlavorId::from_string(id), &map)
+            .await?;
+    }
+    Ok(())
+}
+
+/// An active image recorded in the store (the fake driver never reads
+/// its bytes, so there is nothing to upload).
+pub(crate) async fn active_image(store: &Store, owner: &str) -> anyhow::Result<ImageId> {
+    let id = ImageId::new();
+    let now = Timestamp::now();
+    store
+        .image_create(&Image {
+            id,
+            owner: ProjectId::from_string(owner),
+            name: Some("bench".to_owned()),
+            status: "active".to_owned(),
+            disk_format: Some("qcow2".to_owned()),
+            container_format: Some("bare".to_owned()),
+            visibility: "public".to_owned(),
+            size: Some(1024),
+            virtual_size: None,
+            checksum: Some("00".repeat(16)),
+            os_hash_algo: Some("sha512".to_owned()),
+            os_hash_value: Some("00".repeat(64)),
+            min_disk: 0,
+            min_ram: 0,
+            protected: false,
+            os_hidden: false,
+            properties: BTreeMap::new(),
+            tags: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    Ok(id)
+}

@@ -1,0 +1,8 @@
+//! One module per scenario, each with its flags and a `run` returning a
+//! [`crate::report::Report`].
+
+pub mod boot;
+pub mod contention;
+pub mod list;
+pub mod resources;
+pub mod scheduler;
