@@ -11,11 +11,13 @@
 mod api;
 mod client;
 mod db;
+mod images;
 mod plane;
 
 pub use api::{ADMIN_PASSWORD, Account, TestApi};
 pub use client::{Client, Reply};
 pub use db::{TestDb, pg_base_url};
+pub use images::record_active_image;
 pub use plane::{
     ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
 };

@@ -10,22 +10,7 @@ use cloud_test_utils::{Client, TestApi};
 use serde_json::json;
 
 async fn image(c: &Client) -> String {
-    let r = c
-        .post(
-            "/image/v2/images",
-            json!({"name": "img", "disk_format": "raw", "container_format": "bare"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    let r = Client::finish(
-        c.request("PUT", &format!("/image/v2/images/{id}/file"))
-            .header("Content-Type", "application/octet-stream")
-            .body(vec![7u8; 64]),
-    )
-    .await;
-    assert_eq!(r.status, 204, "{}", r.body);
-    id
+    cloud_test_utils::upload_image(c, "img", "raw", vec![7u8; 64], json!({})).await
 }
 
 #[tokio::test]

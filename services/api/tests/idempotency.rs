@@ -18,22 +18,7 @@ async fn post_with_key(c: &Client, path: &str, key: &str, body: &Value) -> Reply
 
 /// An active image owned by the caller, through the image API.
 async fn image(c: &Client) -> String {
-    let r = c
-        .post(
-            "/image/v2/images",
-            json!({"name": "img", "disk_format": "qcow2", "container_format": "bare"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    let r = Client::finish(
-        c.request("PUT", &format!("/image/v2/images/{id}/file"))
-            .header("Content-Type", "application/octet-stream")
-            .body(vec![7u8; 64]),
-    )
-    .await;
-    assert_eq!(r.status, 204, "{}", r.body);
-    id
+    cloud_test_utils::upload_image(c, "img", "qcow2", vec![7u8; 64], json!({})).await
 }
 
 async fn server_names(c: &Client) -> Vec<String> {

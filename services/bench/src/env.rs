@@ -6,8 +6,7 @@
 use cloud_conductor::ConductorConfig;
 use cloud_driver_fake::FakeConfig;
 use cloud_model::flavor::NewFlavor;
-use cloud_model::image::Image;
-use cloud_model::{FlavorId, ImageId, ProjectId, Timestamp};
+use cloud_model::{FlavorId, ImageId, ProjectId};
 use cloud_scheduler::SchedulerConfig;
 use cloud_store::{Backend, Store};
 use cloud_test_utils::{Account, ControlPlane, PlaneOptions};
@@ -144,31 +143,5 @@ async fn flavor(
 /// An active image recorded in the store (the fake driver never reads
 /// its bytes, so there is nothing to upload).
 pub(crate) async fn active_image(store: &Store, owner: &str) -> anyhow::Result<ImageId> {
-    let id = ImageId::new();
-    let now = Timestamp::now();
-    store
-        .image_create(&Image {
-            id,
-            owner: ProjectId::from_string(owner),
-            name: Some("bench".to_owned()),
-            status: "active".to_owned(),
-            disk_format: Some("qcow2".to_owned()),
-            container_format: Some("bare".to_owned()),
-            visibility: "public".to_owned(),
-            size: Some(1024),
-            virtual_size: None,
-            checksum: Some("00".repeat(16)),
-            os_hash_algo: Some("sha512".to_owned()),
-            os_hash_value: Some("00".repeat(64)),
-            min_disk: 0,
-            min_ram: 0,
-            protected: false,
-            os_hidden: false,
-            properties: BTreeMap::new(),
-            tags: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        })
-        .await?;
-    Ok(id)
+    Ok(cloud_test_utils::record_active_image(store, owner, "bench").await?)
 }
