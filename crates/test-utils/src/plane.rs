@@ -302,6 +302,17 @@ impl ControlPlane {
 
     /// Stops everything cleanly.
     pub async fn shutdown(mut self) {
+        // Callers first: a conductor finishing a build step may still be
+        // waiting on a scheduler's reply, which would otherwise only end
+        // with the call's timeout (a test then took a minute to stop).
+        for c in self.conductors.drain(..) {
+            c.stop.cancel();
+            let _ = c.task.await;
+        }
+        for (_, r) in self.schedulers.drain(..) {
+            r.stop.cancel();
+            let _ = r.task.await;
+        }
         for h in &mut self.hosts {
             if let Some(r) = h.agent.take() {
                 r.stop.cancel();
@@ -313,14 +324,6 @@ impl ControlPlane {
                 r.stop.cancel();
                 let _ = r.task.await;
             }
-        }
-        for (_, r) in self.schedulers.drain(..) {
-            r.stop.cancel();
-            let _ = r.task.await;
-        }
-        for c in self.conductors.drain(..) {
-            c.stop.cancel();
-            let _ = c.task.await;
         }
     }
 }
