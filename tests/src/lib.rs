@@ -2,7 +2,6 @@
 
 use cloud_model::{ImageId, ProjectId};
 use cloud_store::Store;
-use std::collections::BTreeMap;
 
 /// Records an active public image (the fake driver needs no bytes; the
 /// image API's own tests cover uploads).
@@ -28,29 +27,7 @@ pub async fn unlimited_quota(store: &Store, project: &str) {
 
 /// Creates a flavor with extra specs through the store.
 pub async fn flavor(store: &Store, id: &str, vcpus: i64, ram_mb: i64, specs: &[(&str, &str)]) {
-    store
-        .flavor_create(&cloud_model::flavor::NewFlavor {
-            id: Some(cloud_model::FlavorId::from_string(id)),
-            name: format!("test.{id}"),
-            vcpus,
-            ram_mb,
-            disk_gb: 1,
-            swap_mb: 0,
-            ephemeral_gb: 0,
-            rxtx_factor: 1.0,
-            is_public: true,
-            description: None,
-        })
+    cloud_test_utils::record_flavor(store, id, &format!("test.{id}"), vcpus, ram_mb, specs)
         .await
         .expect("flavor");
-    if !specs.is_empty() {
-        let map: BTreeMap<String, String> = specs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        store
-            .flavor_extra_specs_set(&cloud_model::FlavorId::from_string(id), &map)
-            .await
-            .expect("extra specs");
-    }
 }

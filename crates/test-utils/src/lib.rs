@@ -11,16 +11,16 @@
 mod api;
 mod client;
 mod db;
-mod images;
 mod plane;
+mod records;
 
 pub use api::{ADMIN_PASSWORD, Account, TestApi};
 pub use client::{Client, Reply};
 pub use db::{TestDb, pg_base_url};
-pub use images::record_active_image;
 pub use plane::{
     ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
 };
+pub use records::{record_active_image, record_flavor};
 
 /// Runs a store/API test body once per backend: expands to two `#[tokio::test]`
 /// functions, `<name>_sqlite` and `<name>_postgres`, each calling

@@ -5,12 +5,10 @@
 
 use cloud_conductor::ConductorConfig;
 use cloud_driver_fake::FakeConfig;
-use cloud_model::flavor::NewFlavor;
-use cloud_model::{FlavorId, ImageId, ProjectId};
+use cloud_model::{ImageId, ProjectId};
 use cloud_scheduler::SchedulerConfig;
 use cloud_store::{Backend, Store};
 use cloud_test_utils::{Account, ControlPlane, PlaneOptions};
-use std::collections::BTreeMap;
 
 /// Which pair of database and bus to run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,30 +112,7 @@ async fn flavor(
     ram_mb: i64,
     specs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
-    store
-        .flavor_create(&NewFlavor {
-            id: Some(FlavorId::from_string(id)),
-            name: id.to_owned(),
-            vcpus,
-            ram_mb,
-            disk_gb: 1,
-            swap_mb: 0,
-            ephemeral_gb: 0,
-            rxtx_factor: 1.0,
-            is_public: true,
-            description: None,
-        })
-        .await?;
-    if !specs.is_empty() {
-        let map: BTreeMap<String, String> = specs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        store
-            .flavor_extra_specs_set(&FlavorId::from_string(id), &map)
-            .await?;
-    }
-    Ok(())
+    Ok(cloud_test_utils::record_flavor(store, id, id, vcpus, ram_mb, specs).await?)
 }
 
 /// An active image recorded in the store (the fake driver never reads

@@ -1,6 +1,6 @@
-//! Images recorded straight in the store, for scenarios that boot on the
-//! fake driver (it never reads image bytes, so nothing is uploaded; the
-//! image API's own tests cover uploads).
+//! Images and flavors recorded straight in the store, for scenarios that
+//! boot on the fake driver (it never reads image bytes, so nothing is
+//! uploaded; the API's own tests cover uploads and flavor creation).
 
 use cloud_model::image::Image;
 use cloud_model::{Error, ImageId, ProjectId, Timestamp};
@@ -36,4 +36,40 @@ pub async fn record_active_image(store: &Store, owner: &str, name: &str) -> Resu
         })
         .await?;
     Ok(id)
+}
+
+/// Records a public flavor `id` named `name` (1 GiB disk) with `specs` as
+/// its extra specs.
+pub async fn record_flavor(
+    store: &Store,
+    id: &str,
+    name: &str,
+    vcpus: i64,
+    ram_mb: i64,
+    specs: &[(&str, &str)],
+) -> Result<(), Error> {
+    store
+        .flavor_create(&cloud_model::flavor::NewFlavor {
+            id: Some(cloud_model::FlavorId::from_string(id)),
+            name: name.to_owned(),
+            vcpus,
+            ram_mb,
+            disk_gb: 1,
+            swap_mb: 0,
+            ephemeral_gb: 0,
+            rxtx_factor: 1.0,
+            is_public: true,
+            description: None,
+        })
+        .await?;
+    if !specs.is_empty() {
+        let map: BTreeMap<String, String> = specs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        store
+            .flavor_extra_specs_set(&cloud_model::FlavorId::from_string(id), &map)
+            .await?;
+    }
+    Ok(())
 }
