@@ -176,6 +176,28 @@ impl Store {
         Ok(usage)
     }
 
+    /// Counts a project's networks, subnets and ports, keyed by their
+    /// Neutron names (`network`, `subnet`, `port`), in one query.
+    pub async fn network_counts(
+        &self,
+        project: &ProjectId,
+    ) -> Result<BTreeMap<String, i64>, Error> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM networks WHERE project_id = $1) AS networks, \
+                    (SELECT COUNT(*) FROM subnets WHERE project_id = $1) AS subnets, \
+                    (SELECT COUNT(*) FROM ports WHERE project_id = $1) AS ports",
+        )
+        .bind(project.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(BTreeMap::from([
+            ("network".to_owned(), r.int("networks")?),
+            ("subnet".to_owned(), r.int("subnets")?),
+            ("port".to_owned(), r.int("ports")?),
+        ]))
+    }
+
     /// Counts a project's security groups and rules, and a user's keypairs
     /// (the resources whose use is not tracked by the compute quota).
     pub async fn quota_counts(

@@ -90,10 +90,24 @@ async fn network_quotas_show_limits_defaults_and_use() {
         .post("/network/v2.0/networks", json!({"network": {"name": "n1"}}))
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": "10.7.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = c
+        .post("/network/v2.0/ports", json!({"port": {"network_id": net}}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let r = c.get(&format!("/network/v2.0/quotas/{p}/details")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let q = &r.body["quota"];
     assert_eq!(q["network"], json!({"limit": -1, "used": 1, "reserved": 0}));
+    assert_eq!(q["subnet"]["used"], 1, "{q}");
+    assert_eq!(q["port"]["used"], 1, "{q}");
     assert_eq!(q["security_group"]["limit"], 3);
     // The default group exists once the project touched the network API.
     assert_eq!(q["security_group"]["used"], 1, "{q}");

@@ -17,7 +17,6 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use cloud_model::ProjectId;
-use cloud_store::{PortFilter, Scope};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -31,12 +30,16 @@ const RESOURCES: &[(&str, Option<&str>)] = &[
     ("security_group_rule", Some("security_group_rules")),
 ];
 
+/// The limit of a resource limited by compute quota `source` (-1: none).
+fn limit_of(source: Option<&str>, limits: &BTreeMap<String, i64>) -> i64 {
+    source.and_then(|s| limits.get(s).copied()).unwrap_or(-1)
+}
+
 /// Each resource's limit, from `limits` (compute quota resource -> limit).
 fn limits_view(limits: &BTreeMap<String, i64>) -> Value {
     let mut quota = Map::new();
     for (name, source) in RESOURCES {
-        let limit = source.and_then(|s| limits.get(s).copied()).unwrap_or(-1);
-        quota.insert((*name).to_owned(), json!(limit));
+        quota.insert((*name).to_owned(), json!(limit_of(*source, limits)));
     }
     Value::Object(quota)
 }
@@ -98,40 +101,16 @@ pub async fn network_quota_details(
     let store = state.store();
     let limits = store.quota_limits(&project, &state.config().quotas).await?;
     let counted = usage(&state, &project, ctx.user_id()).await?;
-    let own = Scope::Project(project.clone());
-    let by_owner = BTreeMap::from([("project_id".to_owned(), project.as_str().to_owned())]);
-    let networks = store.network_list(&Scope::All, &by_owner).await?.len();
-    let subnets = store
-        .subnet_list(&own, &BTreeMap::new())
-        .await?
-        .iter()
-        .filter(|s| s.project_id == project)
-        .count();
-    let ports = store
-        .port_list(&PortFilter {
-            scope: own,
-            network_id: None,
-            device_id: None,
-            device_owner: None,
-            name: None,
-            mac_address: None,
-        })
-        .await?
-        .iter()
-        .filter(|p| p.project_id == project)
-        .count();
+    let networking = store.network_counts(&project).await?;
     let mut quota = Map::new();
     for (name, source) in RESOURCES {
-        let limit = source.and_then(|s| limits.get(s).copied()).unwrap_or(-1);
-        let used = match *name {
-            "network" => networks as i64,
-            "subnet" => subnets as i64,
-            "port" => ports as i64,
-            _ => source.and_then(|s| counted.get(s).copied()).unwrap_or(0),
+        let used = match networking.get(*name) {
+            Some(n) => *n,
+            None => source.and_then(|s| counted.get(s).copied()).unwrap_or(0),
         };
         quota.insert(
             (*name).to_owned(),
-            json!({"limit": limit, "used": used, "reserved": 0}),
+            json!({"limit": limit_of(*source, &limits), "used": used, "reserved": 0}),
         );
     }
     Ok(ok("quota", Value::Object(quota)))
