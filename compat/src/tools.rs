@@ -154,6 +154,24 @@ impl Tools {
             .unwrap_or_else(|e| panic!("openstack {args:?} printed no JSON ({e}):\n{out}"))
     }
 
+    /// Uploads `data` as qcow2 image `name` with `openstack image create
+    /// --file` (a scenario's prerequisite; the CLI session checks the
+    /// command itself).
+    pub async fn osc_image(&self, name: &str, data: &[u8]) {
+        let file = self.path(&format!("{name}.qcow2"));
+        std::fs::write(&file, data).unwrap();
+        self.osc(&[
+            "image",
+            "create",
+            "--file",
+            file.to_str().unwrap(),
+            "--disk-format",
+            "qcow2",
+            name,
+        ])
+        .await;
+    }
+
     /// `openstack ARGS`, which must fail; its stderr.
     pub async fn osc_fails(&self, args: &[&str]) -> String {
         let r = self.run("openstack", args).await;

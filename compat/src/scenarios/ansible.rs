@@ -24,19 +24,8 @@ fn recap(out: &str) -> (u32, u32) {
 
 /// Runs the playbook three times with names starting with `prefix`.
 pub async fn run(t: &Tools, prefix: &str) {
-    let image = t.path("ansible-image.qcow2");
-    std::fs::write(&image, vec![5u8; 65_536]).unwrap();
     let image_name = format!("{prefix}-image");
-    t.osc(&[
-        "image",
-        "create",
-        "--file",
-        image.to_str().unwrap(),
-        "--disk-format",
-        "qcow2",
-        &image_name,
-    ])
-    .await;
+    t.osc_image(&image_name, &[5u8; 65_536]).await;
     let playbook = crate::compat_dir().join("playbook.yml");
     let vars = |state: &'static str| {
         [

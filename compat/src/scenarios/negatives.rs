@@ -13,18 +13,7 @@ pub async fn run(t: &Tools) {
     assert_contains(&err, "invalid username or password");
     assert_contains(&err, "HTTP 401");
 
-    let image = t.path("neg.qcow2");
-    std::fs::write(&image, vec![1u8; 4096]).unwrap();
-    t.osc(&[
-        "image",
-        "create",
-        "--file",
-        image.to_str().unwrap(),
-        "--disk-format",
-        "qcow2",
-        "neg-image",
-    ])
-    .await;
+    t.osc_image("neg-image", &[1u8; 4096]).await;
     t.osc(&["network", "create", "neg-net"]).await;
     let boot = |flavor: &'static str| {
         [
