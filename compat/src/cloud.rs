@@ -13,7 +13,7 @@
 //! log is printed, since a client's error alone rarely says why the
 //! server did what it did.
 
-use cloud_test_utils::{Client, TestDb};
+use cloud_test_utils::{Client, TestDb, build_binaries, free_port};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,16 +46,7 @@ pub struct Cloud {
     _db: Option<TestDb>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Builds `packages` with cargo and returns the directory of the binaries
-/// (the test binary lives in `target/<profile>/deps`).
+/// Builds `packages` and returns the directory of the binaries.
 ///
 /// `CLOUD_COMPAT_BIN_DIR` names a directory of already built binaries to
 /// use instead: where several checkouts share one target directory, the
@@ -64,19 +55,13 @@ async fn build(packages: &[&str]) -> PathBuf {
     if let Some(dir) = std::env::var_os("CLOUD_COMPAT_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.arg("build");
-    for p in packages {
-        cmd.args(["-p", p]);
-    }
-    let status = cmd
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .await
-        .expect("cargo build runs");
-    assert!(status.success(), "building {packages:?} failed");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_owned()
+    let packages: Vec<String> = packages.iter().map(|p| (*p).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = packages.iter().map(String::as_str).collect();
+        build_binaries(&names)
+    })
+    .await
+    .expect("build task")
 }
 
 impl Cloud {

@@ -3,41 +3,20 @@
 //! in PostgreSQL. A server boots to ACTIVE across them, every service
 //! serves metrics, and SIGTERM stops each one cleanly (exit 0).
 
-use cloud_test_utils::{Client, TestDb};
+use cloud_test_utils::{Client, TestDb, build_binaries, free_port};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Builds the service binaries (cheap when up to date) and returns their directory.
 fn binaries() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "cloud-api",
-            "-p",
-            "cloud-conductor",
-            "-p",
-            "cloud-scheduler",
-            "-p",
-            "cloud-compute",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .expect("cargo build runs");
-    assert!(status.success(), "building the service binaries failed");
-    // The test binary lives in target/<profile>/deps.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_owned()
+    build_binaries(&[
+        "cloud-api",
+        "cloud-conductor",
+        "cloud-scheduler",
+        "cloud-compute",
+    ])
 }
 
 struct Service {

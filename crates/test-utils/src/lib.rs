@@ -9,18 +9,20 @@
 //!   bootstrap admin, and [`Client`] to talk to it like a user would.
 
 mod api;
+mod binaries;
 mod client;
 mod db;
 mod plane;
 mod records;
 
 pub use api::{ADMIN_PASSWORD, Account, TestApi};
+pub use binaries::{build_binaries, free_port};
 pub use client::{Client, Reply};
 pub use db::{TestDb, pg_base_url};
 pub use plane::{
     ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
 };
-pub use records::{record_active_image, record_flavor};
+pub use records::{lift_compute_quotas, record_active_image, record_flavor};
 
 /// Runs a store/API test body once per backend: expands to two `#[tokio::test]`
 /// functions, `<name>_sqlite` and `<name>_postgres`, each calling

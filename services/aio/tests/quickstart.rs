@@ -2,16 +2,9 @@
 //! working cloud (login, boot a server on the local fake host), and on
 //! SIGTERM finishes and exits 0.
 
+use cloud_test_utils::free_port;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn aio_serves_and_stops_cleanly() {
