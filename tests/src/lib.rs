@@ -1,6 +1,6 @@
 //! Shared helpers of the end-to-end scenarios in `tests/`.
 
-use cloud_model::{ImageId, ProjectId};
+use cloud_model::ImageId;
 use cloud_store::Store;
 
 /// Records an active public image (the fake driver needs no bytes; the
@@ -13,16 +13,9 @@ pub async fn active_image(store: &Store, owner: &str) -> ImageId {
 
 /// Lifts the compute quotas of a project (scale scenarios boot many servers).
 pub async fn unlimited_quota(store: &Store, project: &str) {
-    let p = ProjectId::from_string(project);
-    for r in [
-        "instances",
-        "cores",
-        "ram",
-        "server_groups",
-        "server_group_members",
-    ] {
-        store.quota_set(&p, r, -1).await.expect("quota set");
-    }
+    cloud_test_utils::lift_compute_quotas(store, project)
+        .await
+        .expect("quota set");
 }
 
 /// Creates a flavor with extra specs through the store.

@@ -73,3 +73,19 @@ pub async fn record_flavor(
     }
     Ok(())
 }
+
+/// Lifts `project`'s compute quotas (instances, cores, ram, server groups
+/// and their members), for scenarios that boot many servers.
+pub async fn lift_compute_quotas(store: &Store, project: &str) -> Result<(), Error> {
+    let p = ProjectId::from_string(project);
+    for r in [
+        "instances",
+        "cores",
+        "ram",
+        "server_groups",
+        "server_group_members",
+    ] {
+        store.quota_set(&p, r, -1).await?;
+    }
+    Ok(())
+}

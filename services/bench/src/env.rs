@@ -5,7 +5,7 @@
 
 use cloud_conductor::ConductorConfig;
 use cloud_driver_fake::FakeConfig;
-use cloud_model::{ImageId, ProjectId};
+use cloud_model::ImageId;
 use cloud_scheduler::SchedulerConfig;
 use cloud_store::{Backend, Store};
 use cloud_test_utils::{Account, ControlPlane, PlaneOptions};
@@ -83,16 +83,7 @@ pub async fn fixtures(plane: &ControlPlane) -> anyhow::Result<Fixtures> {
 
 /// Lifts `project`'s quotas and creates the bench flavors.
 pub async fn prepare_store(store: &Store, project: &str) -> anyhow::Result<()> {
-    let p = ProjectId::from_string(project);
-    for r in [
-        "instances",
-        "cores",
-        "ram",
-        "server_groups",
-        "server_group_members",
-    ] {
-        store.quota_set(&p, r, -1).await?;
-    }
+    cloud_test_utils::lift_compute_quotas(store, project).await?;
     flavor(store, SMALL, 1, 64, &[]).await?;
     flavor(
         store,
