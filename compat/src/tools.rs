@@ -150,7 +150,13 @@ impl Tools {
         let mut all = args.to_vec();
         all.extend(["-f", "json"]);
         let out = self.osc(&all).await;
-        serde_json::from_str(&out)
+        // `--wait` writes "\rProgress: N" to stdout while the server builds,
+        // before the JSON; what follows is the document.
+        let json = match out.trim_start_matches('\r').strip_prefix("Progress:") {
+            Some(rest) => rest.find(['{', '[']).map_or(rest, |i| &rest[i..]),
+            None => out.as_str(),
+        };
+        serde_json::from_str(json)
             .unwrap_or_else(|e| panic!("openstack {args:?} printed no JSON ({e}):\n{out}"))
     }
 
