@@ -8,7 +8,9 @@
 //! timeouts.
 
 use async_trait::async_trait;
-use cloud_driver::{Driver, DriverError, HostResources, NumaCell, Op, RebootKind, VmInfo, VmSpec};
+use cloud_driver::{
+    Driver, DriverError, HostNetwork, HostResources, NumaCell, Op, RebootKind, VmInfo, VmSpec,
+};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
 use serde::Deserialize;
@@ -67,6 +69,10 @@ pub struct FakeDriver {
     config: FakeConfig,
     vms: Mutex<HashMap<InstanceId, FakeVm>>,
     faults: Mutex<Faults>,
+    /// The data plane this host would have: the last state applied, and
+    /// how many states were applied (a simulated host carries no traffic,
+    /// but what it was told to carry is what scale tests check).
+    network: Mutex<(HostNetwork, u64)>,
 }
 
 impl FakeDriver {
@@ -76,6 +82,7 @@ impl FakeDriver {
             config,
             vms: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
+            network: Mutex::new((HostNetwork::default(), 0)),
         }
     }
 
@@ -101,6 +108,11 @@ impl FakeDriver {
             }
             None => false,
         }
+    }
+
+    /// The data plane last applied, and how many times one was applied.
+    pub fn network(&self) -> (HostNetwork, u64) {
+        self.network.lock().expect("network lock").clone()
     }
 
     /// How many VMs exist.
@@ -262,6 +274,13 @@ impl Driver for FakeDriver {
                 power_state: vm.power,
             })
             .collect())
+    }
+
+    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError> {
+        let mut n = self.network.lock().expect("network lock");
+        n.0 = desired.clone();
+        n.1 += 1;
+        Ok(())
     }
 
     async fn console_output(

@@ -41,7 +41,7 @@ pub use image_cache::CacheError;
 
 use async_trait::async_trait;
 use cloud_driver::{
-    Driver, DriverError, HostResources, ImageFetcher, Op, RebootKind, VmInfo, VmSpec,
+    Driver, DriverError, HostNetwork, HostResources, ImageFetcher, Op, RebootKind, VmInfo, VmSpec,
 };
 use cloud_model::InstanceId;
 use connection::Libvirt;
@@ -288,6 +288,11 @@ impl Driver for LibvirtDriver {
 
     async fn list(&self) -> Result<Vec<VmInfo>, DriverError> {
         power::list(self).await
+    }
+
+    async fn apply_network(&self, _desired: &HostNetwork) -> Result<(), DriverError> {
+        // TODO(data plane): replaced by the kernel data plane in the next commits.
+        Ok(())
     }
 
     async fn console_output(

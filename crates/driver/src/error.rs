@@ -25,6 +25,8 @@ pub enum Op {
     List,
     /// Reading the console log.
     Console,
+    /// Applying the host's data plane.
+    Network,
 }
 
 impl fmt::Display for Op {
@@ -39,6 +41,7 @@ impl fmt::Display for Op {
             Op::Info => "get info of",
             Op::List => "list",
             Op::Console => "read the console of",
+            Op::Network => "apply the host network",
         })
     }
 }

@@ -8,9 +8,11 @@
 //! `Ok`, because bus messages are delivered at least once.
 
 mod error;
+pub mod network;
 mod spec;
 
 pub use error::{DriverError, Op};
+pub use network::HostNetwork;
 pub use spec::*;
 
 use async_trait::async_trait;
@@ -57,6 +59,15 @@ pub trait Driver: Send + Sync + 'static {
     /// The tail of the VM's serial console log, at most `max_bytes`.
     async fn console_output(&self, id: InstanceId, max_bytes: usize)
     -> Result<String, DriverError>;
+
+    /// Brings the host's data plane (bridges, overlay tunnels, the
+    /// per-network namespaces with their gateways, DHCP and metadata
+    /// proxies, security groups and anti-spoofing) in line with `desired`.
+    /// Whatever the data plane holds that `desired` does not name is
+    /// removed. The agent calls it at start, whenever the control plane
+    /// says the host's state changed, and before a spawn whose ports it
+    /// has not applied yet; calls never overlap. Idempotent.
+    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError>;
 
     /// Housekeeping the agent runs every `maintenance_secs` (the libvirt
     /// driver removes cached base images no instance has used for a while).

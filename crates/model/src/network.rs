@@ -26,8 +26,13 @@ pub struct Network {
     pub shared: bool,
     /// External networks (floating IP pools; informational here).
     pub external: bool,
-    /// MTU of the network.
+    /// MTU of the network (1450 on VXLAN: 50 bytes go to the overlay's
+    /// headers; 1500 on flat and VLAN networks).
     pub mtu: i64,
+    /// How the network's frames travel between hosts.
+    pub segment: Segment,
+    /// The default of `port_security_enabled` for new ports.
+    pub port_security_enabled: bool,
     /// Subnets on the network, oldest first.
     pub subnet_ids: Vec<SubnetId>,
     /// Creation time.
@@ -36,6 +41,84 @@ pub struct Network {
     pub updated_at: Timestamp,
     /// Bumped on every change (Neutron's `revision_number`).
     pub revision: i64,
+}
+
+/// The kinds of segment a network can be, as Neutron's
+/// `provider:network_type` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkType {
+    /// An overlay: frames in UDP between hosts' underlay addresses, one
+    /// VXLAN network identifier (VNI) per network. The default for
+    /// tenant networks.
+    Vxlan,
+    /// 802.1Q-tagged frames on a named physical network (admins only).
+    Vlan,
+    /// Untagged frames on a named physical network (admins only; one
+    /// network per physical network).
+    Flat,
+}
+
+impl NetworkType {
+    /// The API's word for it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NetworkType::Vxlan => "vxlan",
+            NetworkType::Vlan => "vlan",
+            NetworkType::Flat => "flat",
+        }
+    }
+
+    /// Parses the API's word.
+    pub fn parse(s: &str) -> Option<NetworkType> {
+        match s {
+            "vxlan" => Some(NetworkType::Vxlan),
+            "vlan" => Some(NetworkType::Vlan),
+            "flat" => Some(NetworkType::Flat),
+            _ => None,
+        }
+    }
+
+    /// The largest MTU a guest can use on this kind of segment over a
+    /// 1500-byte physical network: VXLAN over IPv4 takes 50 bytes.
+    pub fn max_mtu(&self) -> i64 {
+        match self {
+            NetworkType::Vxlan => 1450,
+            NetworkType::Vlan | NetworkType::Flat => 1500,
+        }
+    }
+}
+
+/// Where a network's frames go between hosts (Neutron's provider
+/// attributes, shown to admins only).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Segment {
+    /// VXLAN, VLAN or flat.
+    pub network_type: NetworkType,
+    /// The physical network (VLAN and flat), as the hosts map it to an
+    /// interface; `None` for VXLAN.
+    pub physical_network: Option<String>,
+    /// The VNI (VXLAN) or VLAN id; `None` for flat networks.
+    pub segmentation_id: Option<i64>,
+}
+
+/// A static route handed to guests by DHCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    /// Destination range.
+    pub destination: Ipv4Cidr,
+    /// Next hop, on the subnet.
+    pub nexthop: Ipv4Addr,
+}
+
+/// An extra address a port may send from (Neutron's
+/// `allowed_address_pairs` entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedAddressPair {
+    /// An address or a range (`10.0.0.0/24`); a bare address is a /32.
+    pub ip_address: Ipv4Cidr,
+    /// The MAC it may use; the port's own MAC when not given.
+    pub mac_address: String,
 }
 
 /// A range of addresses IPAM may hand out.
@@ -72,6 +155,8 @@ pub struct Subnet {
     pub dns_nameservers: Vec<Ipv4Addr>,
     /// Ranges IPAM allocates from.
     pub allocation_pools: Vec<AllocationPool>,
+    /// Static routes handed to guests by DHCP (option 121).
+    pub host_routes: Vec<HostRoute>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -118,6 +203,13 @@ pub struct Port {
     pub binding_host: Option<String>,
     /// Security groups applied to the port.
     pub security_group_ids: Vec<SecurityGroupId>,
+    /// Whether the host filters the port: its security groups and its
+    /// anti-spoofing (only its MAC and addresses may send). Neutron's
+    /// `port_security_enabled`; off lifts both.
+    pub port_security_enabled: bool,
+    /// More addresses (and MACs) the port may send from, for VRRP and the
+    /// like (Neutron's `allowed_address_pairs`).
+    pub allowed_address_pairs: Vec<AllowedAddressPair>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -179,7 +271,7 @@ pub struct SecurityGroupRule {
 }
 
 /// An IPv4 network in CIDR form, with its host bits zero.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Ipv4Cidr {
     network: Ipv4Addr,

@@ -8,10 +8,11 @@
 
 use cloud_bus::{BusError, Envelope};
 use cloud_driver::{HostResources, RebootKind, VmInfo, VmSpec};
-use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
+use cloud_model::{InstanceId, NetworkId, SecurityGroupId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
 
 /// Messages to the conductors (`conductor` queue).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,11 @@ pub enum ConductorMsg {
         vms: Vec<VmInfo>,
         /// Whether this report follows an agent start (then orphans are reaped).
         startup: bool,
+        /// The host's underlay address: other hosts send the overlay
+        /// (VXLAN) traffic of shared networks to it. `None` on a host that
+        /// carries no overlay (the fake driver without one configured).
+        #[serde(default)]
+        local_ip: Option<Ipv4Addr>,
     },
     /// A service is alive.
     Heartbeat {
@@ -65,6 +71,31 @@ pub enum ConductorMsg {
         power_state: PowerState,
         /// What happened.
         event: HostEvent,
+    },
+    /// Something that hosts' data planes depend on changed: ports were
+    /// bound, unbound or edited, security group rules or memberships
+    /// changed, subnets or networks changed. The conductor finds the hosts
+    /// concerned (those with ports on `networks`, with ports in or whose
+    /// rules name `security_groups`, and `hosts`) and tells each to pull
+    /// its state again ([`ComputeMsg::SyncNetwork`]). Sent by the API after
+    /// it committed the change, and by the conductor itself.
+    NetworkChanged {
+        /// Networks whose ports, subnets or segment changed.
+        #[serde(default)]
+        networks: Vec<NetworkId>,
+        /// Security groups whose rules or members changed.
+        #[serde(default)]
+        security_groups: Vec<SecurityGroupId>,
+        /// Hosts to tell in any case (a port left them).
+        #[serde(default)]
+        hosts: Vec<String>,
+    },
+    /// A call from a compute agent: the desired data plane of `host`.
+    /// Reply: [`cloud_driver::HostNetwork`]. Sent at agent start, after a
+    /// [`ComputeMsg::SyncNetwork`], and periodically as a safety net.
+    GetHostNetwork {
+        /// The host asking.
+        host: String,
     },
     /// Periodic power-state sync: the hypervisor's view of every VM.
     PowerSync {
@@ -164,6 +195,14 @@ pub enum ComputeMsg {
         instance_id: InstanceId,
         /// Soft or hard.
         kind: RebootKind,
+    },
+    /// The host's desired data plane changed: pull it from the conductor
+    /// ([`ConductorMsg::GetHostNetwork`]) and apply it. Carries no state,
+    /// so duplicates and reordering are harmless; an agent coalesces a
+    /// burst of them into one pull.
+    SyncNetwork {
+        /// Why, for the logs.
+        reason: String,
     },
     /// Read the console log (a call). Reply: [`ConsoleOutput`].
     ConsoleOutput {

@@ -13,6 +13,7 @@
 //! project's resources takes the caller's scope explicitly.
 
 mod actions;
+mod data_plane;
 mod db;
 mod flavors;
 mod hosts;
@@ -35,6 +36,7 @@ mod server_security_groups;
 mod workflows;
 mod zones;
 
+pub use data_plane::BoundPort;
 pub use db::{Backend, Store};
 pub use flavors::FlavorFilter;
 pub use hosts::{
@@ -44,7 +46,7 @@ pub use idempotency::IdempotencyClaim;
 pub use identity::NewUser;
 pub use images::{ImageFilter, ImageUpload};
 pub use instances::{InstanceFilter, StateUpdate};
-pub use networks::{NewSubnet, SubnetUpdate};
+pub use networks::{NewSubnet, SubnetUpdate, VniRange};
 pub use placement::{Claim, ClaimError};
 pub use ports::{NewPort, PortFilter, RequestedIp};
 pub use quotas::QuotaUsage;

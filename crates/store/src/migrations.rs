@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "servers",
         include_str!("../../../migrations/0002_servers.sql"),
     ),
+    (
+        3,
+        "data_plane",
+        include_str!("../../../migrations/0003_data_plane.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -3,7 +3,9 @@
 use crate::Scope;
 use crate::db::{Store, db_error, flag, is_foreign_key_violation};
 use crate::row::RowExt;
-use cloud_model::network::{AllocationPool, Ipv4Cidr, Network, Subnet};
+use cloud_model::network::{
+    AllocationPool, HostRoute, Ipv4Cidr, Network, NetworkType, Segment, Subnet,
+};
 use cloud_model::{Error, NetworkId, ProjectId, ResourceKind, SubnetId, Timestamp};
 use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
@@ -30,6 +32,8 @@ pub struct NewSubnet {
     pub dns_nameservers: Vec<Ipv4Addr>,
     /// Pools; already defaulted and checked against the CIDR.
     pub allocation_pools: Vec<AllocationPool>,
+    /// Static routes handed to guests.
+    pub host_routes: Vec<HostRoute>,
 }
 
 /// Changes to a subnet (`None`: unchanged).
@@ -45,13 +49,39 @@ pub struct SubnetUpdate {
     pub dns_nameservers: Option<Vec<Ipv4Addr>>,
     /// New gateway (`Some(None)` removes it).
     pub gateway_ip: Option<Option<Ipv4Addr>>,
+    /// New static routes.
+    pub host_routes: Option<Vec<HostRoute>>,
+}
+
+/// The VNIs tenant networks get, lowest free first (Neutron's
+/// `vni_ranges`; VXLAN allows 1..2^24-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VniRange {
+    /// First VNI handed out.
+    pub first: i64,
+    /// Last VNI handed out.
+    pub last: i64,
+}
+
+impl Default for VniRange {
+    fn default() -> Self {
+        VniRange {
+            first: 1,
+            last: 16_777_215,
+        }
+    }
 }
 
 const NET_COLS: &str = "id, project_id, name, description, admin_state_up, shared, external, mtu, \
-                        created_at, updated_at, revision";
+                        created_at, updated_at, revision, network_type, physical_network, \
+                        segmentation_id, port_security_enabled";
 const SUBNET_COLS: &str = "id, network_id, project_id, name, description, cidr, ip_version, \
                            gateway_ip, enable_dhcp, dns_nameservers, allocation_pools, created_at, \
-                           updated_at, revision";
+                           updated_at, revision, host_routes";
+
+/// Tries a VXLAN network gets at a free VNI before giving up: each lost
+/// race means another create took the VNI we picked, so few are needed.
+const VNI_ATTEMPTS: usize = 20;
 
 fn network_from(r: &AnyRow) -> Result<Network, Error> {
     Ok(Network {
@@ -63,6 +93,8 @@ fn network_from(r: &AnyRow) -> Result<Network, Error> {
         shared: r.flag("shared")?,
         external: r.flag("external")?,
         mtu: r.int("mtu")?,
+        segment: segment_from(r)?,
+        port_security_enabled: r.flag("port_security_enabled")?,
         subnet_ids: Vec::new(),
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
@@ -89,10 +121,39 @@ pub(crate) fn subnet_from(r: &AnyRow) -> Result<Subnet, Error> {
         enable_dhcp: r.flag("enable_dhcp")?,
         dns_nameservers: r.json("dns_nameservers")?,
         allocation_pools: r.json("allocation_pools")?,
+        host_routes: r.json("host_routes")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
         revision: r.int("revision")?,
     })
+}
+
+fn segment_from(r: &AnyRow) -> Result<Segment, Error> {
+    let kind = r.text("network_type")?;
+    let network_type = NetworkType::parse(&kind)
+        .ok_or_else(|| Error::internal(format!("unknown network_type {kind}")))?;
+    let physnet = r.text("physical_network")?;
+    Ok(Segment {
+        network_type,
+        physical_network: (!physnet.is_empty()).then_some(physnet),
+        // Flat networks record 0 to hold their physical network.
+        segmentation_id: r
+            .opt_int("segmentation_id")?
+            .filter(|_| network_type != NetworkType::Flat),
+    })
+}
+
+/// What the unique index `networks_segment` sees of a segment.
+fn segment_key(seg: &Segment) -> (&'static str, String, Option<i64>) {
+    let id = match seg.network_type {
+        NetworkType::Flat => Some(0),
+        _ => seg.segmentation_id,
+    };
+    (
+        seg.network_type.as_str(),
+        seg.physical_network.clone().unwrap_or_default(),
+        id,
+    )
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -100,10 +161,48 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl Store {
-    /// Creates a network.
-    pub async fn network_create(&self, net: &Network) -> Result<Network, Error> {
-        sqlx::query(&format!(
-            "INSERT INTO networks ({NET_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)"
+    /// Creates a network on its segment. A VXLAN network without a
+    /// segmentation id gets the lowest VNI of `vnis` that no network uses;
+    /// the unique index on segments makes two concurrent creates that
+    /// picked the same VNI fail one insert, which then tries the next free
+    /// one. A segment already taken (an explicit VNI or VLAN, a second
+    /// flat network on a physical network) is a conflict.
+    pub async fn network_create(&self, net: &Network, vnis: VniRange) -> Result<Network, Error> {
+        let auto_vni =
+            net.segment.network_type == NetworkType::Vxlan && net.segment.segmentation_id.is_none();
+        if !auto_vni {
+            return match self.network_insert(net, &net.segment).await? {
+                true => self.network_get(net.id, &Scope::All).await,
+                false => Err(segment_in_use(&net.segment)),
+            };
+        }
+        for _ in 0..VNI_ATTEMPTS {
+            let vni = self.free_vni(vnis).await?.ok_or_else(|| {
+                Error::conflict(format!(
+                    "Unable to create the network. No tenant network is available for                      allocation: every VNI of {}..{} is in use.",
+                    vnis.first, vnis.last
+                ))
+            })?;
+            let seg = Segment {
+                segmentation_id: Some(vni),
+                ..net.segment.clone()
+            };
+            if self.network_insert(net, &seg).await? {
+                return self.network_get(net.id, &Scope::All).await;
+            }
+        }
+        Err(Error::unavailable(
+            "Unable to allocate a VNI for the network: too many concurrent creates; try again.",
+        ))
+    }
+
+    /// Inserts the network on `seg`. `Ok(false)` when the segment is
+    /// taken (the unique index refused the row).
+    async fn network_insert(&self, net: &Network, seg: &Segment) -> Result<bool, Error> {
+        let (kind, physnet, seg_id) = segment_key(seg);
+        let r = sqlx::query(&format!(
+            "INSERT INTO networks ({NET_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14)"
         ))
         .bind(net.id.to_string())
         .bind(net.project_id.as_str())
@@ -115,10 +214,39 @@ impl Store {
         .bind(net.mtu)
         .bind(net.created_at.micros())
         .bind(net.updated_at.micros())
+        .bind(kind)
+        .bind(physnet)
+        .bind(seg_id)
+        .bind(flag(net.port_security_enabled))
         .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    /// The lowest VNI of the range no network uses, if any.
+    async fn free_vni(&self, vnis: VniRange) -> Result<Option<i64>, Error> {
+        let used = sqlx::query(
+            "SELECT segmentation_id FROM networks WHERE network_type = 'vxlan' \
+             AND segmentation_id BETWEEN $1 AND $2 ORDER BY segmentation_id",
+        )
+        .bind(vnis.first)
+        .bind(vnis.last)
+        .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        self.network_get(net.id, &Scope::All).await
+        let mut next = vnis.first;
+        for r in &used {
+            let v = r.int("segmentation_id")?;
+            if v > next {
+                break;
+            }
+            next = v + 1;
+        }
+        Ok((next <= vnis.last).then_some(next))
     }
 
     /// A network the scope may see (its own or a shared one).
@@ -210,7 +338,8 @@ impl Store {
     pub async fn network_update(&self, net: &Network) -> Result<Network, Error> {
         let r = sqlx::query(
             "UPDATE networks SET name = $2, description = $3, admin_state_up = $4, shared = $5, \
-             mtu = $6, external = $7, updated_at = $8, revision = revision + 1 WHERE id = $1",
+             mtu = $6, external = $7, updated_at = $8, revision = revision + 1, \
+             port_security_enabled = $9 WHERE id = $1",
         )
         .bind(net.id.to_string())
         .bind(&net.name)
@@ -220,6 +349,7 @@ impl Store {
         .bind(net.mtu)
         .bind(flag(net.external))
         .bind(Timestamp::now().micros())
+        .bind(flag(net.port_security_enabled))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -305,7 +435,7 @@ impl Store {
         let id = SubnetId::new();
         sqlx::query(&format!(
             "INSERT INTO subnets ({SUBNET_COLS}) VALUES ($1, $2, $3, $4, $5, $6, 4, $7, $8, $9, \
-             $10, $11, $11, 1)"
+             $10, $11, $11, 1, $12)"
         ))
         .bind(id.to_string())
         .bind(new.network_id.to_string())
@@ -318,6 +448,7 @@ impl Store {
         .bind(json(&new.dns_nameservers))
         .bind(json(&new.allocation_pools))
         .bind(now.micros())
+        .bind(json(&new.host_routes))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -413,8 +544,8 @@ impl Store {
         }
         sqlx::query(
             "UPDATE subnets SET name = $2, description = $3, enable_dhcp = $4, \
-             dns_nameservers = $5, gateway_ip = $6, updated_at = $7, revision = revision + 1 \
-             WHERE id = $1",
+             dns_nameservers = $5, gateway_ip = $6, updated_at = $7, revision = revision + 1, \
+             host_routes = $8 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(up.name.clone().unwrap_or(cur.name))
@@ -425,6 +556,7 @@ impl Store {
         ))
         .bind(gateway.map(|g| g.to_string()))
         .bind(Timestamp::now().micros())
+        .bind(json(up.host_routes.as_ref().unwrap_or(&cur.host_routes)))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -465,6 +597,20 @@ impl Store {
 
 /// The 409 for deleting a network that still has ports (Neutron's
 /// `NetworkInUse`).
+fn segment_in_use(seg: &Segment) -> Error {
+    match (seg.network_type, &seg.physical_network, seg.segmentation_id) {
+        (NetworkType::Flat, Some(p), _) => Error::conflict(format!(
+            "Unable to create the flat network. Physical network {p} is in use."
+        )),
+        (kind, p, id) => Error::conflict(format!(
+            "Unable to create the network. The {} segment {}{} is in use.",
+            kind.as_str(),
+            p.as_deref().map(|p| format!("{p}:")).unwrap_or_default(),
+            id.map(|i| i.to_string()).unwrap_or_default()
+        )),
+    }
+}
+
 fn network_in_use(id: NetworkId) -> Error {
     Error::conflict(format!(
         "Unable to complete operation on network {id}. There are one or more ports still in use \

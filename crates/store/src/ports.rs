@@ -9,7 +9,7 @@
 use crate::Scope;
 use crate::db::{Store, db_error, flag};
 use crate::row::RowExt;
-use cloud_model::network::{FixedIp, Port, Subnet};
+use cloud_model::network::{AllowedAddressPair, FixedIp, Port, Subnet};
 use cloud_model::{
     Error, InstanceId, NetworkId, PortId, ProjectId, ResourceKind, SecurityGroupId, SubnetId,
     Timestamp,
@@ -51,6 +51,11 @@ pub struct NewPort {
     pub admin_state_up: bool,
     /// Security groups.
     pub security_groups: Vec<SecurityGroupId>,
+    /// Whether the host filters the port (the caller resolved the
+    /// network's default).
+    pub port_security_enabled: bool,
+    /// Extra addresses the port may send from.
+    pub allowed_address_pairs: Vec<AllowedAddressPair>,
 }
 
 /// Which ports a listing returns.
@@ -68,11 +73,28 @@ pub struct PortFilter {
     pub name: Option<String>,
     /// With this MAC.
     pub mac_address: Option<String>,
+    /// Bound to this host.
+    pub binding_host: Option<String>,
+}
+
+impl PortFilter {
+    /// Every port the scope may see.
+    pub fn all(scope: Scope) -> PortFilter {
+        PortFilter {
+            scope,
+            network_id: None,
+            device_id: None,
+            device_owner: None,
+            name: None,
+            mac_address: None,
+            binding_host: None,
+        }
+    }
 }
 
 const COLS: &str = "id, network_id, project_id, name, description, mac_address, device_id, \
                     device_owner, admin_state_up, status, binding_host, created_at, updated_at, \
-                    revision";
+                    revision, port_security_enabled, allowed_address_pairs";
 
 fn port_from(r: &AnyRow) -> Result<Port, Error> {
     Ok(Port {
@@ -89,6 +111,8 @@ fn port_from(r: &AnyRow) -> Result<Port, Error> {
         status: r.text("status")?,
         binding_host: r.opt_text("binding_host")?,
         security_group_ids: Vec::new(),
+        port_security_enabled: r.flag("port_security_enabled")?,
+        allowed_address_pairs: r.json("allowed_address_pairs")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
         revision: r.int("revision")?,
@@ -119,7 +143,7 @@ impl Store {
             let mac = new.mac_address.clone().unwrap_or_else(random_mac);
             let r = sqlx::query(&format!(
                 "INSERT INTO ports ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'DOWN', \
-                 NULL, $10, $10, 1) ON CONFLICT DO NOTHING"
+                 NULL, $10, $10, 1, $11, $12) ON CONFLICT DO NOTHING"
             ))
             .bind(id.to_string())
             .bind(new.network_id.to_string())
@@ -131,6 +155,8 @@ impl Store {
             .bind(&new.device_owner)
             .bind(flag(new.admin_state_up))
             .bind(now.micros())
+            .bind(flag(new.port_security_enabled))
+            .bind(pairs_json(&new.allowed_address_pairs))
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -188,8 +214,8 @@ impl Store {
         }
         let subnets: BTreeMap<SubnetId, Subnet> = sqlx::query(
             "SELECT id, network_id, project_id, name, description, cidr, ip_version, gateway_ip, \
-             enable_dhcp, dns_nameservers, allocation_pools, created_at, updated_at, revision \
-             FROM subnets WHERE network_id = $1 ORDER BY created_at, id",
+             enable_dhcp, dns_nameservers, allocation_pools, created_at, updated_at, revision, \
+             host_routes FROM subnets WHERE network_id = $1 ORDER BY created_at, id",
         )
         .bind(new.network_id.to_string())
         .fetch_all(&mut *tx)
@@ -245,17 +271,7 @@ impl Store {
     /// A port the scope may see.
     pub async fn port_get(&self, id: PortId, scope: &Scope) -> Result<Port, Error> {
         let mut ports = self
-            .port_query(
-                &PortFilter {
-                    scope: scope.clone(),
-                    network_id: None,
-                    device_id: None,
-                    device_owner: None,
-                    name: None,
-                    mac_address: None,
-                },
-                Some(id),
-            )
+            .port_query(&PortFilter::all(scope.clone()), Some(id))
             .await?;
         ports
             .pop()
@@ -273,7 +289,7 @@ impl Store {
              AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR network_id = $3) \
              AND ($4 IS NULL OR device_id = $4) AND ($5 IS NULL OR device_owner = $5) \
              AND ($6 IS NULL OR name = $6) AND ($7 IS NULL OR mac_address = $7) \
-             ORDER BY created_at, id"
+             AND ($8 IS NULL OR binding_host = $8) ORDER BY created_at, id"
         ))
         .bind(f.scope.project().map(|p| p.as_str().to_owned()))
         .bind(id.map(|i| i.to_string()))
@@ -282,6 +298,7 @@ impl Store {
         .bind(f.device_owner.clone())
         .bind(f.name.clone())
         .bind(f.mac_address.clone())
+        .bind(f.binding_host.clone())
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -325,13 +342,15 @@ impl Store {
     }
 
     /// Writes a port's mutable fields (name, state, device, binding,
-    /// security groups) and bumps its revision.
+    /// security groups, port security, allowed address pairs) and bumps
+    /// its revision.
     pub async fn port_update(&self, port: &Port) -> Result<Port, Error> {
         let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE ports SET name = $2, description = $3, admin_state_up = $4, device_id = $5, \
              device_owner = $6, status = $7, binding_host = $8, updated_at = $9, \
-             revision = revision + 1 WHERE id = $1",
+             revision = revision + 1, port_security_enabled = $10, allowed_address_pairs = $11 \
+             WHERE id = $1",
         )
         .bind(port.id.to_string())
         .bind(&port.name)
@@ -342,6 +361,8 @@ impl Store {
         .bind(&port.status)
         .bind(port.binding_host.clone())
         .bind(Timestamp::now().micros())
+        .bind(flag(port.port_security_enabled))
+        .bind(pairs_json(&port.allowed_address_pairs))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -385,6 +406,10 @@ impl Store {
         }
         Ok(())
     }
+}
+
+fn pairs_json(pairs: &[AllowedAddressPair]) -> String {
+    serde_json::to_string(pairs).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The 400 for a fixed IP request naming a subnet of another network.

@@ -34,7 +34,7 @@ pub struct NewRule {
 
 const SG_COLS: &str =
     "id, project_id, name, description, is_default, created_at, updated_at, revision";
-const RULE_COLS: &str = "id, security_group_id, project_id, direction, ethertype, protocol, \
+pub(crate) const RULE_COLS: &str = "id, security_group_id, project_id, direction, ethertype, protocol, \
                          port_range_min, port_range_max, remote_ip_prefix, remote_group_id, \
                          description, created_at";
 
@@ -52,7 +52,7 @@ fn sg_from(r: &AnyRow) -> Result<SecurityGroup, Error> {
     })
 }
 
-fn rule_from(r: &AnyRow) -> Result<SecurityGroupRule, Error> {
+pub(crate) fn rule_from(r: &AnyRow) -> Result<SecurityGroupRule, Error> {
     Ok(SecurityGroupRule {
         id: r.parsed("id", SecurityGroupRuleId::parse)?,
         security_group_id: r.parsed("security_group_id", SecurityGroupId::parse)?,

@@ -53,6 +53,17 @@ pub struct AgentConfig {
     /// Reserved amounts and allocation ratios.
     #[serde(default)]
     pub inventory: InventoryConfig,
+    /// The host's underlay address: the source of its VXLAN traffic, and
+    /// where other hosts send the traffic of networks they share with it.
+    /// Reported to the control plane. Without it the host carries only
+    /// networks local to it (and flat/VLAN ones).
+    #[serde(default)]
+    pub local_ip: Option<std::net::Ipv4Addr>,
+    /// Seconds between full pulls of the host's desired data plane, on top
+    /// of the pulls the control plane asks for: a safety net for a lost
+    /// message.
+    #[serde(default = "default_network_resync")]
+    pub network_resync_secs: f64,
 }
 
 /// What the scheduler may allocate on this host.
@@ -121,6 +132,10 @@ fn default_sync() -> f64 {
     30.0
 }
 
+fn default_network_resync() -> f64 {
+    60.0
+}
+
 fn default_maintenance() -> f64 {
     600.0
 }
@@ -145,6 +160,8 @@ impl AgentConfig {
             shutdown_timeout_secs: default_shutdown_timeout(),
             max_concurrent_operations: default_concurrency(),
             inventory: InventoryConfig::default(),
+            local_ip: None,
+            network_resync_secs: default_network_resync(),
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod driver_config;
 pub mod image_fetcher;
+pub mod network_sync;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
 use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
@@ -22,6 +23,7 @@ use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, HostEvent, Reply};
 pub use config::{AgentConfig, FileConfig, InventoryConfig};
 pub use driver_config::{DriverConfig, build_driver};
 pub use image_fetcher::{HttpImageFetcher, ImageApiConfig};
+use network_sync::NetworkSync;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -39,17 +41,23 @@ pub struct Agent {
     driver: Arc<dyn Driver>,
     generation: AtomicI64,
     locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
+    network: Arc<NetworkSync>,
 }
+
+/// How long a spawn waits for the host's data plane to carry its ports.
+const PORTS_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Agent {
     /// An agent for `config.host`, talking over `bus`, driving `driver`.
     pub fn new(config: AgentConfig, bus: Arc<dyn Bus>, driver: Arc<dyn Driver>) -> Arc<Agent> {
+        let network = NetworkSync::new(&config.host, bus.clone(), driver.clone());
         Arc::new(Agent {
             config,
             bus,
             driver,
             generation: AtomicI64::new(0),
             locks: Mutex::new(HashMap::new()),
+            network,
         })
     }
 
@@ -61,6 +69,11 @@ impl Agent {
     /// The driver (tests and the all-in-one binary use it to inject faults).
     pub fn driver(&self) -> &Arc<dyn Driver> {
         &self.driver
+    }
+
+    /// The data plane sync (tests wait on it).
+    pub fn network(&self) -> &Arc<NetworkSync> {
+        &self.network
     }
 
     /// A generation for the next report: strictly increasing, and larger
@@ -111,6 +124,7 @@ impl Agent {
             inventory: self.config.inventory.as_list(),
             vms,
             startup,
+            local_ip: self.config.local_ip,
         };
         self.send(&msg, "req-host-report").await;
         Ok(())
@@ -139,7 +153,24 @@ impl Agent {
                 let id = spec.id;
                 let lock = self.lock_for(id);
                 let _g = lock.lock().await;
-                let event = match self.driver.spawn(&spec).await {
+                let ports: Vec<String> = spec.nics.iter().map(|n| n.port_id.clone()).collect();
+                let ready = self
+                    .network
+                    .wait_for_ports(&ports, PORTS_READY_TIMEOUT)
+                    .await;
+                let spawned = match ready {
+                    Ok(()) => self.driver.spawn(&spec).await,
+                    Err(missing) => Err(DriverError::backend(
+                        cloud_driver::Op::Spawn,
+                        id,
+                        anyhow::anyhow!(
+                            "the host's network does not carry port(s) {} after {:?}",
+                            missing.join(", "),
+                            PORTS_READY_TIMEOUT
+                        ),
+                    )),
+                };
+                let event = match spawned {
                     Ok(()) => HostEvent::Spawned,
                     Err(e) => {
                         tracing::warn!(instance = %id, error = %e.full_message(), "spawn failed");
@@ -199,6 +230,11 @@ impl Agent {
                 .await;
                 None
             }
+            ComputeMsg::SyncNetwork { reason } => {
+                tracing::debug!(%reason, "network sync requested");
+                self.network.request();
+                None
+            }
             ComputeMsg::ConsoleOutput {
                 instance_id,
                 max_bytes,
@@ -255,6 +291,9 @@ impl Agent {
         let sync = cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().power_sync_loop()));
         let maintenance =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().maintenance_loop()));
+        let network = cloud_service_common::AbortOnDrop(tokio::spawn(self.network.clone().run(
+            Duration::from_secs_f64(self.config.network_resync_secs.max(1.0)),
+        )));
         let me = self.clone();
         cloud_service_common::worker::drain_queue(
             consumer,
@@ -269,6 +308,7 @@ impl Agent {
         drop(heartbeat);
         drop(sync);
         drop(maintenance);
+        drop(network);
         // Let in-flight operations finish.
         tracing::info!(host = %self.config.host, "compute agent stopped");
         Ok(())

@@ -15,6 +15,7 @@
 mod build;
 pub mod config;
 mod delete;
+mod network_state;
 mod ports;
 mod reconcile;
 mod reports;
@@ -76,6 +77,7 @@ impl Conductor {
                 inventory,
                 vms,
                 startup,
+                local_ip,
             } => {
                 self.host_report(
                     &host,
@@ -84,6 +86,7 @@ impl Conductor {
                     inventory,
                     &vms,
                     startup,
+                    local_ip,
                 )
                 .await
             }
@@ -109,6 +112,16 @@ impl Conductor {
                 generation,
                 vms,
             } => self.power_sync(&host, generation, &vms, false).await,
+            ConductorMsg::NetworkChanged {
+                networks,
+                security_groups,
+                hosts,
+            } => {
+                self.network_changed(&networks, &security_groups, &hosts, request_id)
+                    .await
+            }
+            // A call: answered in `dispatch`, which never passes it here.
+            ConductorMsg::GetHostNetwork { .. } => Ok(()),
         }
     }
 
@@ -154,6 +167,23 @@ impl Conductor {
                 }
             };
             let kind = d.envelope.kind.clone();
+            if let ConductorMsg::GetHostNetwork { host } = &msg {
+                let reply = match self.host_network(host).await {
+                    Ok(state) => cloud_rpc::Reply::Ok(state),
+                    Err(e) => {
+                        tracing::warn!(%host, error = %e, "cannot compute a host's network");
+                        cloud_rpc::Reply::Err(e.to_string())
+                    }
+                };
+                let sent = match cloud_rpc::encode_reply(&reply, &request_id) {
+                    Ok(env) if d.expects_reply() => d.reply(env).await,
+                    _ => d.ack().await,
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "cannot answer a host's network request");
+                }
+                return;
+            }
             let result = self.handle(msg, &request_id).await;
             cloud_service_common::metrics::count(
                 "cloud_conductor_messages_total",

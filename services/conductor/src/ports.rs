@@ -4,8 +4,9 @@
 use crate::Conductor;
 use crate::build::BuildData;
 use cloud_model::instance::{Instance, RequestedNetwork};
-use cloud_model::{Error, PortId, SecurityGroupId};
+use cloud_model::{Error, NetworkId, PortId, SecurityGroupId};
 use cloud_store::{NewPort, PortFilter, RequestedIp, Scope};
+use std::collections::BTreeSet;
 
 impl Conductor {
     /// The ids of the server's security groups (by name, in its project).
@@ -41,17 +42,15 @@ impl Conductor {
         let existing = self
             .store
             .port_list(&PortFilter {
-                scope: Scope::All,
-                network_id: None,
                 device_id: Some(inst.id.to_string()),
-                device_owner: None,
-                name: None,
-                mac_address: None,
+                ..PortFilter::all(Scope::All)
             })
             .await?;
         let mut used: Vec<PortId> = Vec::new();
         let mut ports = Vec::new();
         let mut created = data.created_ports.clone();
+        let mut touched_networks = BTreeSet::new();
+        let mut touched_groups = BTreeSet::new();
         let owner = format!("compute:{}", inst.availability_zone);
         for req in &inst.requested_networks {
             let port = match req {
@@ -65,7 +64,14 @@ impl Conductor {
                     match reuse {
                         Some(p) => p.clone(),
                         None => {
-                            let sgs = self.security_group_ids(inst).await?;
+                            // A network without port security makes
+                            // unfiltered ports, with no groups (Neutron).
+                            let net = self.store.network_get(*network_id, &Scope::All).await?;
+                            let sgs = if net.port_security_enabled {
+                                self.security_group_ids(inst).await?
+                            } else {
+                                Vec::new()
+                            };
                             let fixed_ips = match fixed_ip {
                                 Some(ip) => {
                                     let subnet = self
@@ -102,6 +108,8 @@ impl Conductor {
                                     device_owner: owner.clone(),
                                     admin_state_up: true,
                                     security_groups: sgs,
+                                    port_security_enabled: net.port_security_enabled,
+                                    allowed_address_pairs: Vec::new(),
                                 })
                                 .await?;
                             created.push(p.id);
@@ -130,10 +138,20 @@ impl Conductor {
                 self.store.port_update(&bound).await?;
             }
             ports.push(port.id);
+            touched_networks.insert(port.network_id);
+            touched_groups.extend(port.security_group_ids.iter().copied());
         }
         data.ports = ports;
         data.created_ports = created;
-        Ok(())
+        // The host pulls its state when it spawns; the other hosts of these
+        // networks and groups learn of the new port now.
+        self.network_changed(
+            &touched_networks.into_iter().collect::<Vec<_>>(),
+            &touched_groups.into_iter().collect::<Vec<_>>(),
+            &[],
+            "req-ports-bound",
+        )
+        .await
     }
 
     /// Deletes the ports we created for the server and unbinds the ones the
@@ -154,14 +172,19 @@ impl Conductor {
         let attached = self
             .store
             .port_list(&PortFilter {
-                scope: Scope::All,
-                network_id: None,
                 device_id: Some(inst.id.to_string()),
-                device_owner: None,
-                name: None,
-                mac_address: None,
+                ..PortFilter::all(Scope::All)
             })
             .await?;
+        let networks: BTreeSet<NetworkId> = attached.iter().map(|p| p.network_id).collect();
+        let groups: BTreeSet<SecurityGroupId> = attached
+            .iter()
+            .flat_map(|p| p.security_group_ids.iter().copied())
+            .collect();
+        let hosts: BTreeSet<String> = attached
+            .iter()
+            .filter_map(|p| p.binding_host.clone())
+            .collect();
         let mut ids: Vec<PortId> = attached.iter().map(|p| p.id).collect();
         for p in &data.created_ports {
             if !ids.contains(p) {
@@ -184,7 +207,15 @@ impl Conductor {
                 }
             }
         }
-        Ok(())
+        // The host the ports left tears down what it no longer needs; the
+        // others drop their entries for them.
+        self.network_changed(
+            &networks.into_iter().collect::<Vec<_>>(),
+            &groups.into_iter().collect::<Vec<_>>(),
+            &hosts.into_iter().collect::<Vec<_>>(),
+            "req-ports-released",
+        )
+        .await
     }
 
     /// Sets the status of ports (ACTIVE once the VM runs).

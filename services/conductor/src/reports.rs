@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 impl Conductor {
     /// A host (re)started or its resources changed.
+    #[allow(clippy::too_many_arguments)] // the fields of one message
     pub(crate) async fn host_report(
         self: &Arc<Self>,
         host: &str,
@@ -22,6 +23,7 @@ impl Conductor {
         inventory: Vec<(String, i64, f64)>,
         vms: &[VmInfo],
         startup: bool,
+        local_ip: Option<std::net::Ipv4Addr>,
     ) -> Result<(), Error> {
         self.store
             .host_register(&HostReport {
@@ -34,7 +36,7 @@ impl Conductor {
                 disk_gb: i64::try_from(resources.disk_gb).unwrap_or(i64::MAX),
                 numa_topology: serde_json::to_value(&resources.numa_cells).unwrap_or_default(),
                 availability_zone: availability_zone.to_owned(),
-                host_ip: None,
+                host_ip: local_ip.map(|ip| ip.to_string()),
                 inventory,
             })
             .await?;

@@ -241,20 +241,29 @@ impl RealCloud {
         let project = ProjectId::from_string(&self.admin.project_id);
         let now = Timestamp::now();
         let net = store
-            .network_create(&Network {
-                id: NetworkId::new(),
-                project_id: project.clone(),
-                name,
-                description: String::new(),
-                admin_state_up: true,
-                shared: true,
-                external: false,
-                mtu: 1500,
-                subnet_ids: Vec::new(),
-                created_at: now,
-                updated_at: now,
-                revision: 1,
-            })
+            .network_create(
+                &Network {
+                    id: NetworkId::new(),
+                    project_id: project.clone(),
+                    name,
+                    description: String::new(),
+                    admin_state_up: true,
+                    shared: true,
+                    external: false,
+                    mtu: 1450,
+                    segment: cloud_model::network::Segment {
+                        network_type: cloud_model::network::NetworkType::Vxlan,
+                        physical_network: None,
+                        segmentation_id: None,
+                    },
+                    port_security_enabled: true,
+                    subnet_ids: Vec::new(),
+                    created_at: now,
+                    updated_at: now,
+                    revision: 1,
+                },
+                cloud_store::VniRange::default(),
+            )
             .await
             .unwrap();
         store
@@ -271,6 +280,7 @@ impl RealCloud {
                     start: Ipv4Addr::new(10, a, b, 2),
                     end: Ipv4Addr::new(10, a, b, 254),
                 }],
+                host_routes: Vec::new(),
             })
             .await
             .unwrap();
@@ -481,12 +491,8 @@ pub async fn port_ids(cloud: &RealCloud, server: &str) -> Vec<String> {
         .db
         .store
         .port_list(&cloud_store::PortFilter {
-            scope: cloud_store::Scope::All,
-            network_id: None,
             device_id: Some(id.to_string()),
-            device_owner: None,
-            name: None,
-            mac_address: None,
+            ..cloud_store::PortFilter::all(cloud_store::Scope::All)
         })
         .await
         .unwrap()

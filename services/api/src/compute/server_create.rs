@@ -686,6 +686,7 @@ async fn check_fixed_ip(
             device_owner: None,
             name: None,
             mac_address: None,
+            binding_host: None,
         })
         .await?;
     if ports

@@ -134,12 +134,21 @@ pub async fn network_create(
         shared,
         external,
         mtu,
+        segment: cloud_model::network::Segment {
+            network_type: cloud_model::network::NetworkType::Vxlan,
+            physical_network: None,
+            segmentation_id: None,
+        },
+        port_security_enabled: true,
         subnet_ids: Vec::new(),
         created_at: now,
         updated_at: now,
         revision: 1,
     };
-    let net = state.store().network_create(&net).await?;
+    let net = state
+        .store()
+        .network_create(&net, cloud_store::VniRange::default())
+        .await?;
     Ok(created("network", views::network(&net)))
 }
 
@@ -261,6 +270,7 @@ async fn ensure_unused_by_others(state: &AppState, net: &Network) -> ApiResult<(
             device_owner: None,
             name: None,
             mac_address: None,
+            binding_host: None,
         })
         .await?;
     if let Some(p) = ports.iter().find(|p| p.project_id != net.project_id) {

@@ -194,6 +194,8 @@ pub async fn port_create(
             device_owner,
             admin_state_up: req.admin_state_up.unwrap_or(true),
             security_groups,
+            port_security_enabled: network.port_security_enabled,
+            allowed_address_pairs: Vec::new(),
         })
         .await?;
     Ok(created("port", views::port(&port)))
@@ -239,6 +241,7 @@ pub async fn port_list(
             device_owner: non_empty("device_owner"),
             name: filters.single("name").map(str::to_owned),
             mac_address: non_empty("mac_address"),
+            binding_host: None,
         })
         .await?;
     let views = filters.apply(ports.iter().map(views::port).collect());

@@ -162,6 +162,7 @@ pub async fn subnet_create(
             enable_dhcp: req.enable_dhcp.unwrap_or(true),
             dns_nameservers,
             allocation_pools,
+            host_routes: Vec::new(),
         })
         .await?;
     Ok(created("subnet", views::subnet(&subnet)))
@@ -264,6 +265,7 @@ pub async fn subnet_update(
                 enable_dhcp: req.enable_dhcp,
                 dns_nameservers,
                 gateway_ip,
+                host_routes: None,
             },
         )
         .await?;
