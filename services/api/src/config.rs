@@ -1,6 +1,7 @@
 //! Configuration of the API service (`cloud-api --config FILE`).
 
 use cloud_model::quota::QuotaDefaults;
+use cloud_store::VniRange;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,63 @@ pub struct ApiConfig {
     /// First-start bootstrap.
     #[serde(default)]
     pub bootstrap: BootstrapConfig,
+    /// Segments of networks (`[api.network]`).
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// Where networks' frames may travel (Neutron's ML2 type settings):
+/// the physical networks flat and VLAN networks may use, and the VNIs
+/// VXLAN networks get.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Physical networks an admin may put flat and VLAN networks on
+    /// (`provider:physical_network`); each compute host maps them to an
+    /// interface (`[network] physical_interfaces`). Neutron's
+    /// `flat_networks` / `network_vlan_ranges` names.
+    pub physical_networks: Vec<String>,
+    /// The VNIs VXLAN networks get when none is given, lowest free first,
+    /// as `"FIRST:LAST"` (Neutron's `vni_ranges`, one range). Admins may
+    /// still give any VNI of 1..16777215 explicitly.
+    #[serde(deserialize_with = "vni_range")]
+    pub vni_range: VniRange,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            physical_networks: vec!["physnet1".to_owned()],
+            vni_range: DEFAULT_VNI_RANGE,
+        }
+    }
+}
+
+/// The largest VXLAN network identifier (24 bits).
+pub const MAX_VNI: i64 = 16_777_215;
+
+/// The VNIs handed out when the configuration names none.
+pub const DEFAULT_VNI_RANGE: VniRange = VniRange {
+    first: 1,
+    last: 65_535,
+};
+
+/// Parses `"FIRST:LAST"` with `1 <= FIRST <= LAST <= 16777215`.
+pub fn parse_vni_range(raw: &str) -> Result<VniRange, String> {
+    let bad =
+        || format!("vni_range '{raw}' is not FIRST:LAST with 1 <= FIRST <= LAST <= {MAX_VNI}");
+    let (first, last) = raw.split_once(':').ok_or_else(bad)?;
+    let first: i64 = first.trim().parse().map_err(|_| bad())?;
+    let last: i64 = last.trim().parse().map_err(|_| bad())?;
+    if first < 1 || first > last || last > MAX_VNI {
+        return Err(bad());
+    }
+    Ok(VniRange { first, last })
+}
+
+fn vni_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<VniRange, D::Error> {
+    let raw = String::deserialize(d)?;
+    parse_vni_range(&raw).map_err(serde::de::Error::custom)
 }
 
 /// What to create at first start.
@@ -90,6 +148,7 @@ impl ApiConfig {
             quotas: QuotaDefaults::default(),
             service_down_secs: default_down(),
             bootstrap: BootstrapConfig::default(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -102,4 +161,37 @@ pub struct FileConfig {
     pub api: ApiConfig,
     /// `[bus]`.
     pub bus: cloud_service_common::config::BusConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vni_ranges() {
+        assert_eq!(
+            parse_vni_range("100:200").unwrap(),
+            VniRange {
+                first: 100,
+                last: 200
+            }
+        );
+        for bad in ["0:10", "10:5", "1:16777216", "1-10", "x:1"] {
+            assert!(parse_vni_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn parse(text: &str) -> Result<NetworkConfig, String> {
+        let path = std::path::Path::new("api.toml");
+        cloud_service_common::config::parse_config(path, text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn network_section_defaults_and_parses() {
+        assert_eq!(parse("").unwrap(), NetworkConfig::default());
+        let c = parse("physical_networks = [\"a\", \"b\"]\nvni_range = \"5:9\"").unwrap();
+        assert_eq!(c.physical_networks, ["a", "b"]);
+        assert_eq!(c.vni_range, VniRange { first: 5, last: 9 });
+        assert!(parse("vni_range = \"9:5\"").is_err());
+    }
 }

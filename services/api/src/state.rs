@@ -1,7 +1,8 @@
 //! Shared state of the API handlers.
 
 use crate::config::ApiConfig;
-use cloud_bus::{Bus, InProcBus};
+use cloud_bus::{Bus, BusError, CONDUCTOR_QUEUE, InProcBus};
+use cloud_rpc::ConductorMsg;
 use cloud_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,18 @@ impl AppState {
     /// The message bus to the conductors and compute hosts.
     pub fn bus(&self) -> &Arc<dyn Bus> {
         &self.inner.bus
+    }
+
+    /// Casts `msg` to the conductors' queue on behalf of request
+    /// `request_id`. The caller decides what a failure means (usually a
+    /// warning: the work was recorded and is resumed or re-pulled later).
+    pub async fn cast_to_conductor(
+        &self,
+        msg: &ConductorMsg,
+        request_id: &str,
+    ) -> Result<(), BusError> {
+        let env = cloud_rpc::encode(msg, request_id)?;
+        self.inner.bus.cast(CONDUCTOR_QUEUE, env).await
     }
 
     /// The state store.

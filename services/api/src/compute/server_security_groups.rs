@@ -2,16 +2,19 @@
 //! does (by name, else by id, in the caller's project) and the
 //! `addSecurityGroup` / `removeSecurityGroup` actions, which Ansible's
 //! `openstack.cloud.server` uses to converge an existing server's groups.
+//! Once a change is committed, the hosts enforcing the group, and those on
+//! the server's networks, are told.
 
 use crate::auth::{Action, Ctx};
 use crate::compute::servers::load;
 use crate::error::{ApiError, ApiResult, FaultKind};
+use crate::network::notify::{Changed, Notifier};
 use crate::state::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cloud_model::network::SecurityGroup;
-use cloud_model::{ResourceKind, SecurityGroupId};
-use cloud_store::{GroupChange, Scope, Store};
+use cloud_model::network::{Port, SecurityGroup};
+use cloud_model::{InstanceId, ResourceKind, SecurityGroupId};
+use cloud_store::{GroupChange, PortFilter, Scope, Store};
 use serde_json::Value;
 
 /// The security group `name_or_id` names in `scope`: a name first (as
@@ -35,10 +38,35 @@ pub async fn find_security_group(
     })
 }
 
+/// The ports attached to server `id`.
+async fn server_ports(store: &Store, id: InstanceId) -> ApiResult<Vec<Port>> {
+    Ok(store
+        .port_list(&PortFilter {
+            device_id: Some(id.to_string()),
+            ..PortFilter::all(Scope::All)
+        })
+        .await?)
+}
+
+/// Nova refuses to add a group to a server one of whose ports has port
+/// security disabled (`SecurityGroupCannotBeApplied`, 400): the port could
+/// not enforce it.
+fn ensure_ports_enforce_groups(ports: &[Port]) -> ApiResult<()> {
+    match ports.iter().find(|p| !p.port_security_enabled) {
+        Some(p) => Err(ApiError::bad_request(format!(
+            "Network requires port_security_enabled and subnet associated in order to apply \
+             security groups: port {} of the server has port security disabled.",
+            p.id
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `{"addSecurityGroup": {"name": N}}` or `{"removeSecurityGroup": ...}`:
 /// changes the server's groups and those of all its ports. 202 with no
 /// body; an unknown group is a 404, a group already there (or not there
-/// for removal) a 400, as in Nova.
+/// for removal) a 400, as in Nova, and so is adding a group to a server
+/// with a port whose port security is off.
 pub async fn change_security_group(
     state: &AppState,
     ctx: &Ctx,
@@ -70,9 +98,18 @@ pub async fn change_security_group(
                 ),
             )
         })?;
+    let ports = server_ports(state.store(), inst.id).await?;
+    if change == GroupChange::Add {
+        ensure_ports_enforce_groups(&ports)?;
+    }
     state
         .store()
         .instance_change_security_group(inst.id, &scope, &group, change)
         .await?;
+    // The caller does not hand us its request id: the notification carries
+    // its own.
+    let notify = Notifier::new(state.clone(), format!("req-{}", uuid::Uuid::new_v4()));
+    let changed = Changed::groups([group.id]).with_networks(ports.iter().map(|p| p.network_id));
+    notify.changed(changed).await;
     Ok(StatusCode::ACCEPTED.into_response())
 }

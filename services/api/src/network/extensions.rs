@@ -37,9 +37,24 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Provides port security (port_security_enabled on networks and ports).",
     ),
     (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Provides allowed address pairs.",
+    ),
+    (
         "net-mtu",
         "Network MTU",
         "Provides MTU attribute for a network resource.",
+    ),
+    (
+        "net-mtu-writable",
+        "Network MTU (writable)",
+        "Provides a writable MTU attribute for a network resource.",
+    ),
+    (
+        "provider",
+        "Provider Network",
+        "Expose mapping of virtual networks to physical networks.",
     ),
     (
         "external-net",

@@ -15,7 +15,9 @@
 
 pub mod extensions;
 pub mod filters;
+pub mod network_checks;
 pub mod networks;
+pub mod notify;
 pub mod port_checks;
 pub mod ports;
 pub mod quotas;

@@ -1,13 +1,18 @@
 //! `/v2.0/networks[/{id}]`: create, list, show, update and delete networks.
 //!
 //! Deleting a network deletes its subnets (tempest checks that), and is
-//! refused while ports remain on it. Sharing a network, and marking it
-//! external, is for admins.
+//! refused while ports remain on it. Sharing a network, marking it
+//! external and choosing its segment (the provider attributes) are for
+//! admins; only admins see the segment, as with Neutron's default policy.
+//! A network's MTU defaults to, and may not exceed, what its segment
+//! carries.
 
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
+use crate::network::network_checks::{self, ProviderRequest};
+use crate::network::notify::{Changed, Notifier};
 use crate::network::{check_len, created, ensure_owner, ok, path_id, target_project, views};
 use crate::state::AppState;
 use axum::Json;
@@ -18,12 +23,6 @@ use cloud_model::{NetworkId, ResourceKind, Timestamp};
 use cloud_store::{PortFilter, Scope};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// MTU of a network when the request names none (a plain Linux bridge).
-pub const DEFAULT_MTU: i64 = 1500;
-
-/// The MTUs we accept: IPv4's minimum up to jumbo frames.
-const MTU_RANGE: std::ops::RangeInclusive<i64> = 68..=9000;
 
 /// `POST /v2.0/networks` body.
 #[derive(Debug, Deserialize)]
@@ -44,6 +43,12 @@ struct NetworkCreate {
     #[serde(rename = "router:external")]
     router_external: Option<bool>,
     port_security_enabled: Option<bool>,
+    #[serde(rename = "provider:network_type")]
+    provider_network_type: Option<String>,
+    #[serde(rename = "provider:physical_network")]
+    provider_physical_network: Option<String>,
+    #[serde(rename = "provider:segmentation_id")]
+    provider_segmentation_id: Option<Value>,
     project_id: Option<String>,
     tenant_id: Option<String>,
 }
@@ -55,7 +60,8 @@ pub struct NetworkUpdateBody {
     network: NetworkUpdate,
 }
 
-/// The changeable attributes of a network.
+/// The changeable attributes of a network (the provider attributes are
+/// accepted only to be refused with a message that says why).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NetworkUpdate {
@@ -66,17 +72,25 @@ struct NetworkUpdate {
     mtu: Option<i64>,
     #[serde(rename = "router:external")]
     router_external: Option<bool>,
+    port_security_enabled: Option<bool>,
+    #[serde(rename = "provider:network_type")]
+    provider_network_type: Option<String>,
+    #[serde(rename = "provider:physical_network")]
+    provider_physical_network: Option<String>,
+    #[serde(rename = "provider:segmentation_id")]
+    provider_segmentation_id: Option<Value>,
 }
 
-fn check_mtu(mtu: i64) -> ApiResult<()> {
-    if MTU_RANGE.contains(&mtu) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "Invalid input for mtu. Reason: {mtu} is not in the range {}..{}.",
-            MTU_RANGE.start(),
-            MTU_RANGE.end()
-        )))
+/// The provider attributes of a request body.
+fn provider<'a>(
+    network_type: &'a Option<String>,
+    physical_network: &'a Option<String>,
+    segmentation_id: &'a Option<Value>,
+) -> ProviderRequest<'a> {
+    ProviderRequest {
+        network_type: network_type.as_deref(),
+        physical_network: physical_network.as_deref(),
+        segmentation_id: segmentation_id.as_ref(),
     }
 }
 
@@ -90,13 +104,18 @@ fn admin_only(ctx: &Ctx, attribute: &str) -> ApiResult<()> {
     })
 }
 
-/// Creates a network.
+/// Creates a network on the segment the provider attributes name (admins),
+/// or on a VXLAN segment with the lowest free VNI of the configured range.
 #[utoipa::path(post, path = "/v2.0/networks", tag = "network",
     request_body(content = Object, description = "`{\"network\": {name, description, \
-        admin_state_up, shared, mtu, router:external, project_id}}`"),
+        admin_state_up, shared, mtu, router:external, port_security_enabled, \
+        provider:network_type, provider:physical_network, provider:segmentation_id, \
+        project_id}}`"),
     responses((status = 201, description = "The new network"),
-        (status = 400, description = "Invalid attribute"),
-        (status = 403, description = "Not allowed (shared/external need admin)")))]
+        (status = 400, description = "Invalid attribute (segment, MTU above the segment's)"),
+        (status = 403, description = "Not allowed (shared, external and provider attributes \
+            need admin)"),
+        (status = 409, description = "The segment is taken, or no VNI is free")))]
 pub async fn network_create(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -117,13 +136,17 @@ pub async fn network_create(
     if external {
         admin_only(&ctx, "router:external")?;
     }
-    let mtu = req.mtu.unwrap_or(DEFAULT_MTU);
-    check_mtu(mtu)?;
-    if req.port_security_enabled == Some(false) {
-        return Err(ApiError::bad_request(
-            "Invalid input for port_security_enabled: disabling port security is not supported.",
-        ));
+    let provider = provider(
+        &req.provider_network_type,
+        &req.provider_physical_network,
+        &req.provider_segmentation_id,
+    );
+    if let Some(attr) = provider.first_given() {
+        admin_only(&ctx, attr)?;
     }
+    let network_config = &state.config().network;
+    let segment = network_checks::segment(&provider, &network_config.physical_networks)?;
+    let mtu = network_checks::mtu(req.mtu, segment.network_type)?;
     let now = Timestamp::now();
     let net = Network {
         id: NetworkId::new(),
@@ -134,12 +157,8 @@ pub async fn network_create(
         shared,
         external,
         mtu,
-        segment: cloud_model::network::Segment {
-            network_type: cloud_model::network::NetworkType::Vxlan,
-            physical_network: None,
-            segmentation_id: None,
-        },
-        port_security_enabled: true,
+        segment,
+        port_security_enabled: req.port_security_enabled.unwrap_or(true),
         subnet_ids: Vec::new(),
         created_at: now,
         updated_at: now,
@@ -147,20 +166,22 @@ pub async fn network_create(
     };
     let net = state
         .store()
-        .network_create(&net, cloud_store::VniRange::default())
+        .network_create(&net, network_config.vni_range)
         .await?;
-    Ok(created("network", views::network(&net)))
+    Ok(created("network", views::network(&net, ctx.is_admin())))
 }
 
 /// Lists the networks the caller may see (its own and shared ones; admins
-/// see all), filtered by any attribute.
+/// see all), filtered by any attribute it sees.
 #[utoipa::path(get, path = "/v2.0/networks", tag = "network",
     params(("name" = Option<String>, Query, description = "Exact name"),
         ("id" = Option<String>, Query, description = "Network id (repeatable)"),
         ("shared" = Option<bool>, Query, description = "Shared networks only / not"),
         ("admin_state_up" = Option<bool>, Query, description = "By administrative state"),
         ("project_id" = Option<String>, Query, description = "Owner (also tenant_id)"),
-        ("router:external" = Option<bool>, Query, description = "External networks only / not")),
+        ("router:external" = Option<bool>, Query, description = "External networks only / not"),
+        ("provider:network_type" = Option<String>, Query, description = "Segment type \
+            (admins)")),
     responses((status = 200, description = "Networks")))]
 pub async fn network_list(
     State(state): State<AppState>,
@@ -183,7 +204,8 @@ pub async fn network_list(
             ]),
         )
         .await?;
-    let views = filters.apply(nets.iter().map(views::network).collect());
+    let admin = ctx.is_admin();
+    let views = filters.apply(nets.iter().map(|n| views::network(n, admin)).collect());
     Ok(Json(json!({ "networks": views })))
 }
 
@@ -205,22 +227,25 @@ pub async fn network_show(
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::NetworkRead)?;
     let net = load(&state, &ctx, &network_id).await?;
-    Ok(ok("network", views::network(&net)))
+    Ok(ok("network", views::network(&net, ctx.is_admin())))
 }
 
-/// Changes a network's name, description, state, MTU or (admins) sharing.
+/// Changes a network's name, description, state, MTU, default port
+/// security or (admins) sharing. The segment cannot change.
 #[utoipa::path(put, path = "/v2.0/networks/{network_id}", tag = "network",
     params(("network_id" = String, Path, description = "Network id")),
     request_body(content = Object, description = "`{\"network\": {name, description, \
-        admin_state_up, shared, mtu, router:external}}`"),
+        admin_state_up, shared, mtu, router:external, port_security_enabled}}`"),
     responses((status = 200, description = "The updated network"),
-        (status = 400, description = "Invalid attribute"),
+        (status = 400, description = "Invalid attribute, MTU above the segment's, or a \
+            provider attribute"),
         (status = 403, description = "Not the owner, or admin-only attribute"),
         (status = 404, description = "No such network"),
         (status = 409, description = "Other projects still use the network")))]
 pub async fn network_update(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(network_id): Path<String>,
     JsonBody(body): JsonBody<NetworkUpdateBody>,
 ) -> ApiResult<Json<Value>> {
@@ -228,6 +253,18 @@ pub async fn network_update(
     let mut net = load(&state, &ctx, &network_id).await?;
     ensure_owner(&ctx, &net.project_id, &format!("network {}", net.id))?;
     let req = body.network;
+    let provider = provider(
+        &req.provider_network_type,
+        &req.provider_physical_network,
+        &req.provider_segmentation_id,
+    );
+    if let Some(attr) = provider.first_given() {
+        admin_only(&ctx, attr)?;
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for operation: Plugin does not support updating provider attributes \
+             ({attr}): a network keeps its segment."
+        )));
+    }
     if let Some(name) = req.name {
         check_len("name", &name, 255)?;
         net.name = name;
@@ -240,8 +277,11 @@ pub async fn network_update(
         net.admin_state_up = up;
     }
     if let Some(mtu) = req.mtu {
-        check_mtu(mtu)?;
+        network_checks::check_mtu(mtu, net.segment.network_type)?;
         net.mtu = mtu;
+    }
+    if let Some(enabled) = req.port_security_enabled {
+        net.port_security_enabled = enabled;
     }
     if let Some(external) = req.router_external.filter(|e| *e != net.external) {
         admin_only(&ctx, "router:external")?;
@@ -255,7 +295,8 @@ pub async fn network_update(
         net.shared = shared;
     }
     let net = state.store().network_update(&net).await?;
-    Ok(ok("network", views::network(&net)))
+    notify.changed(Changed::network(net.id)).await;
+    Ok(ok("network", views::network(&net, ctx.is_admin())))
 }
 
 /// A network stops being shared only when no other project has ports on

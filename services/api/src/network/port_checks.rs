@@ -1,14 +1,31 @@
-//! Validation of port attributes: the fixed IP requests, the MAC address
-//! and the device id. Each error names the attribute it is about.
+//! Validation of port attributes: the fixed IP requests, the MAC address,
+//! the device id, the allowed address pairs and how port security goes
+//! with security groups and address pairs. Each error names the attribute
+//! it is about.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::network::body_id;
 use crate::network::subnet_checks::parse_ipv4;
 use crate::state::AppState;
-use cloud_model::network::Network;
-use cloud_model::{InstanceId, SubnetId};
+use cloud_model::network::{AllowedAddressPair, Ipv4Cidr, Network};
+use cloud_model::{InstanceId, SecurityGroupId, SubnetId};
 use cloud_store::{RequestedIp, Scope};
+use rand::Rng;
 use serde::Deserialize;
+
+/// Most allowed address pairs a port may have (Neutron's
+/// `max_allowed_address_pair`).
+pub const MAX_ADDRESS_PAIRS: usize = 10;
+
+/// One entry of a port's `allowed_address_pairs` as a request gives it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPairRequest {
+    /// An IPv4 address or CIDR.
+    pub ip_address: Option<String>,
+    /// The MAC it may use; the port's own when absent.
+    pub mac_address: Option<String>,
+}
 
 /// One entry of a port's `fixed_ips` as a request gives it.
 #[derive(Clone, Debug, Deserialize)]
@@ -85,9 +102,14 @@ pub async fn fixed_ips(
 /// Normalizes a MAC address (`FA:16:3E:..` -> `fa:16:3e:..`); refuses
 /// malformed, all-zero and multicast addresses, which no NIC may use.
 pub fn mac_address(raw: &str) -> ApiResult<String> {
+    mac_for("mac_address", raw)
+}
+
+/// [`mac_address`] for the attribute `field`.
+fn mac_for(field: &str, raw: &str) -> ApiResult<String> {
     let bad = |why: &str| {
         ApiError::bad_request(format!(
-            "Invalid input for mac_address. Reason: '{raw}' {why}."
+            "Invalid input for {field}. Reason: '{raw}' is not a valid MAC address: it {why}."
         ))
     };
     let octets: Vec<&str> = raw.split([':', '-']).collect();
@@ -96,7 +118,7 @@ pub fn mac_address(raw: &str) -> ApiResult<String> {
             .iter()
             .any(|o| o.len() != 2 || !o.chars().all(|c| c.is_ascii_hexdigit()))
     {
-        return Err(bad("is not a valid MAC address (six hex octets)"));
+        return Err(bad("is not six hex octets"));
     }
     let bytes: Vec<u8> = octets
         .iter()
@@ -109,6 +131,128 @@ pub fn mac_address(raw: &str) -> ApiResult<String> {
         return Err(bad("is a multicast address"));
     }
     Ok(octets.join(":").to_ascii_lowercase())
+}
+
+/// A MAC for a new port, drawn as the store draws them (`fa:16:3e:..`),
+/// for when the API must know it before the port exists.
+pub fn random_mac() -> String {
+    let mut rng = rand::thread_rng();
+    format!(
+        "fa:16:3e:{:02x}:{:02x}:{:02x}",
+        rng.r#gen::<u8>(),
+        rng.r#gen::<u8>(),
+        rng.r#gen::<u8>()
+    )
+}
+
+/// Parses an allowed address pair's `ip_address`: an IPv4 address (a /32)
+/// or a CIDR with its host bits zero.
+fn pair_ip(field: &str, raw: &str) -> ApiResult<Ipv4Cidr> {
+    let bad =
+        |why: String| ApiError::bad_request(format!("Invalid input for {field}. Reason: {why}."));
+    if raw.contains(':') {
+        return Err(bad(format!(
+            "'{raw}' is an IPv6 address; only IPv4 is supported"
+        )));
+    }
+    if raw.contains('/') {
+        return Ipv4Cidr::parse(raw).map_err(bad);
+    }
+    let ip = parse_ipv4(field, raw)?;
+    Ipv4Cidr::parse(&format!("{ip}/32")).map_err(bad)
+}
+
+/// Whether the port's address pairs need the port's MAC (some entry names
+/// none).
+pub fn pairs_need_port_mac(list: &[AddressPairRequest]) -> bool {
+    list.iter().any(|p| p.mac_address.is_none())
+}
+
+/// Resolves a port's `allowed_address_pairs`: at most
+/// [`MAX_ADDRESS_PAIRS`], each with an IPv4 address or CIDR and a valid
+/// MAC (`port_mac` when it names none), no pair twice.
+pub fn address_pairs(
+    list: &[AddressPairRequest],
+    port_mac: &str,
+) -> ApiResult<Vec<AllowedAddressPair>> {
+    if list.len() > MAX_ADDRESS_PAIRS {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for allowed_address_pairs. Reason: The number of allowed address \
+             pairs ({}) exceeds the maximum {MAX_ADDRESS_PAIRS}.",
+            list.len()
+        )));
+    }
+    let mut out: Vec<AllowedAddressPair> = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let field = format!("allowed_address_pairs[{i}]");
+        let raw_ip = p.ip_address.as_deref().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid input for {field}. Reason: an allowed address pair must contain \
+                 ip_address."
+            ))
+        })?;
+        let ip_address = pair_ip(&format!("{field}.ip_address"), raw_ip)?;
+        let mac_address = match p.mac_address.as_deref() {
+            Some(raw) => mac_for(&format!("{field}.mac_address"), raw)?,
+            None => port_mac.to_owned(),
+        };
+        let pair = AllowedAddressPair {
+            ip_address,
+            mac_address,
+        };
+        if out.contains(&pair) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for allowed_address_pairs. Reason: Request contains duplicate \
+                 address pair: mac_address {} ip_address {}.",
+                pair.mac_address, raw_ip
+            )));
+        }
+        out.push(pair);
+    }
+    Ok(out)
+}
+
+/// What a port's security settings will be after a create or update.
+#[derive(Clone, Copy, Debug)]
+pub struct PortSecurity<'a> {
+    /// `port_security_enabled` as it will be.
+    pub enabled: bool,
+    /// The security groups the request names, if it names any.
+    pub requested_groups: Option<&'a [String]>,
+    /// The groups the port keeps when the request names none (an update).
+    pub kept_groups: &'a [SecurityGroupId],
+    /// Whether the port will have allowed address pairs.
+    pub has_address_pairs: bool,
+}
+
+/// Neutron's rules between port security and what depends on it: with
+/// port security off, a port may have no security groups (naming some is
+/// a 400; keeping some is a 409) and no allowed address pairs (409).
+pub fn check_port_security(p: &PortSecurity<'_>) -> ApiResult<()> {
+    if p.enabled {
+        return Ok(());
+    }
+    if p.requested_groups.is_some_and(|g| !g.is_empty()) {
+        return Err(ApiError::bad_request(
+            "Invalid input for security_groups. Reason: Port security must be enabled and port \
+             must have an IP address in order to use security groups.",
+        ));
+    }
+    if p.requested_groups.is_none() && !p.kept_groups.is_empty() {
+        return Err(ApiError::new(
+            FaultKind::Conflict,
+            "Port has security group associated. Cannot disable port security or ip address \
+             until security group is removed.",
+        ));
+    }
+    if p.has_address_pairs {
+        return Err(ApiError::new(
+            FaultKind::Conflict,
+            "Address pairs and port security disabled: Port Security must be enabled in order \
+             to have allowed address pairs on a port.",
+        ));
+    }
+    Ok(())
 }
 
 /// A device id: empty means none; otherwise the id of a server (the only
@@ -152,6 +296,101 @@ mod tests {
                     .contains("mac_address")
             );
         }
+    }
+
+    fn pair(ip: Option<&str>, mac: Option<&str>) -> AddressPairRequest {
+        AddressPairRequest {
+            ip_address: ip.map(str::to_owned),
+            mac_address: mac.map(str::to_owned),
+        }
+    }
+
+    fn msg(r: ApiResult<impl std::fmt::Debug>) -> String {
+        r.unwrap_err().0.message
+    }
+
+    #[test]
+    fn address_pairs_resolve_and_validate() {
+        let own = "fa:16:3e:00:00:01";
+        let ok = address_pairs(
+            &[
+                pair(Some("10.0.0.5"), None),
+                pair(Some("10.0.1.0/24"), Some("FA:16:3E:00:00:02")),
+            ],
+            own,
+        )
+        .unwrap();
+        assert_eq!(ok[0].ip_address.to_string(), "10.0.0.5/32");
+        assert_eq!(ok[0].mac_address, own);
+        assert_eq!(ok[1].mac_address, "fa:16:3e:00:00:02");
+        assert!(msg(address_pairs(&[pair(None, None)], own)).contains("must contain ip_address"));
+        for bad in ["10.0.0.300", "10.0.0.1/24", "fd00::1", "x"] {
+            assert!(
+                msg(address_pairs(&[pair(Some(bad), None)], own))
+                    .contains("allowed_address_pairs[0].ip_address"),
+                "{bad}"
+            );
+        }
+        assert!(
+            msg(address_pairs(&[pair(Some("10.0.0.5"), Some("nope"))], own))
+                .contains("allowed_address_pairs[0].mac_address")
+        );
+        let dup = [
+            pair(Some("10.0.0.5"), None),
+            pair(Some("10.0.0.5/32"), Some(own)),
+        ];
+        assert!(msg(address_pairs(&dup, own)).contains("duplicate"));
+        let many: Vec<_> = (0..11)
+            .map(|i| pair(Some(&format!("10.0.0.{i}")), None))
+            .collect::<Vec<_>>();
+        assert!(msg(address_pairs(&many, own)).contains("maximum 10"));
+        assert!(pairs_need_port_mac(&[pair(Some("10.0.0.5"), None)]));
+        assert!(random_mac().starts_with("fa:16:3e:"));
+    }
+
+    #[test]
+    fn port_security_rules() {
+        let group = [SecurityGroupId::new()];
+        let named = ["g".to_owned()];
+        let base = PortSecurity {
+            enabled: false,
+            requested_groups: None,
+            kept_groups: &[],
+            has_address_pairs: false,
+        };
+        assert!(check_port_security(&base).is_ok());
+        let r = check_port_security(&PortSecurity {
+            requested_groups: Some(&named),
+            ..base
+        });
+        assert_eq!(r.unwrap_err().0.kind, FaultKind::BadRequest);
+        let r = check_port_security(&PortSecurity {
+            kept_groups: &group,
+            ..base
+        });
+        assert_eq!(r.unwrap_err().0.kind, FaultKind::Conflict);
+        assert!(
+            check_port_security(&PortSecurity {
+                kept_groups: &group,
+                requested_groups: Some(&[]),
+                ..base
+            })
+            .is_ok()
+        );
+        let r = check_port_security(&PortSecurity {
+            has_address_pairs: true,
+            ..base
+        });
+        assert!(r.unwrap_err().0.message.contains("Address pairs"));
+        assert!(
+            check_port_security(&PortSecurity {
+                enabled: true,
+                kept_groups: &group,
+                has_address_pairs: true,
+                ..base
+            })
+            .is_ok()
+        );
     }
 
     #[test]

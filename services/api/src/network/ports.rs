@@ -1,27 +1,36 @@
-//! `/v2.0/ports[/{id}]`: virtual NICs with a MAC, fixed IPs and security
-//! groups.
+//! `/v2.0/ports[/{id}]`: virtual NICs with a MAC, fixed IPs, security
+//! groups, port security and allowed address pairs.
 //!
 //! Addresses come from the store's IPAM, which hands each address out at
 //! most once however many requests race: an explicit address already held
 //! is a 409 (`IpAddressAlreadyAllocated`), an exhausted subnet a 409 that
 //! says so (`IpAddressGenerationFailure`). A port without explicit
-//! security groups gets its project's default group, created on first use.
+//! security groups gets its project's default group, created on first use
+//! — unless its port security is off (by default the network's setting):
+//! then it has no groups, and no address pairs. Every change a host
+//! enforces is announced to the conductors once committed.
 
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
-use crate::network::port_checks::{self, FixedIpRequest};
-use crate::network::{body_id, check_len, created, ok, path_id, target_project, views};
+use crate::network::notify::{Changed, Notifier};
+use crate::network::port_checks::{self, AddressPairRequest, FixedIpRequest, PortSecurity};
+use crate::network::{
+    body_id, check_len, created, ensure_owner, ok, path_id, target_project, views,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cloud_model::network::Port;
-use cloud_model::{NetworkId, PortId, ProjectId, ResourceKind, SecurityGroupId};
+use cloud_model::network::{Network, Port};
+use cloud_model::{Error, NetworkId, PortId, ProjectId, ResourceKind, SecurityGroupId};
 use cloud_store::{NewPort, PortFilter, Scope};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// Draws of a MAC for a port whose address pairs need it before it exists.
+const MAC_ATTEMPTS: usize = 8;
 
 /// `POST /v2.0/ports` body.
 #[derive(Debug, Deserialize)]
@@ -30,8 +39,8 @@ pub struct PortCreateBody {
     port: PortCreate,
 }
 
-/// The attributes of a new port. Address pairs and extra DHCP options are
-/// accepted only empty (what clients send when they mean "none").
+/// The attributes of a new port. Extra DHCP options are accepted only
+/// empty (what clients send when they mean "none").
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PortCreate {
@@ -45,7 +54,7 @@ struct PortCreate {
     device_owner: Option<String>,
     security_groups: Option<Vec<String>>,
     port_security_enabled: Option<bool>,
-    allowed_address_pairs: Option<Vec<Value>>,
+    allowed_address_pairs: Option<Vec<AddressPairRequest>>,
     extra_dhcp_opts: Option<Vec<Value>>,
     project_id: Option<String>,
     tenant_id: Option<String>,
@@ -68,32 +77,18 @@ struct PortChanges {
     security_groups: Option<Vec<String>>,
     device_id: Option<String>,
     device_owner: Option<String>,
+    port_security_enabled: Option<bool>,
+    allowed_address_pairs: Option<Vec<AddressPairRequest>>,
 }
 
 /// Refuses attributes of features we do not have.
 fn unsupported(req: &PortCreate) -> ApiResult<()> {
-    let set = [
-        (
-            "port_security_enabled",
-            req.port_security_enabled == Some(false),
-        ),
-        (
-            "allowed_address_pairs",
-            req.allowed_address_pairs
-                .as_ref()
-                .is_some_and(|p| !p.is_empty()),
-        ),
-        (
-            "extra_dhcp_opts",
-            req.extra_dhcp_opts.as_ref().is_some_and(|o| !o.is_empty()),
-        ),
-    ];
-    match set.iter().find(|(_, given)| *given) {
-        Some((field, _)) => Err(ApiError::bad_request(format!(
-            "Invalid input for {field}: this cloud does not support it."
-        ))),
-        None => Ok(()),
+    if req.extra_dhcp_opts.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(ApiError::bad_request(
+            "Invalid input for extra_dhcp_opts: this cloud does not support it.",
+        ));
     }
+    Ok(())
 }
 
 /// The security groups of a port of `project`: the named ones (each must
@@ -123,19 +118,65 @@ async fn security_groups(
     Ok(ids)
 }
 
+/// Choosing a port's addresses, MAC, port security or address pairs is
+/// for the network's owner (Neutron's `create_port:fixed_ips:ip_address`,
+/// `...:mac_address`, `...:port_security_enabled`,
+/// `...:allowed_address_pairs`).
+fn ensure_network_owner(ctx: &Ctx, network: &Network, restricted: bool) -> ApiResult<()> {
+    if !restricted {
+        return Ok(());
+    }
+    ensure_owner(
+        ctx,
+        &network.project_id,
+        &format!(
+            "the addresses, port security or address pairs of ports on network {}",
+            network.id
+        ),
+    )
+}
+
+/// Creates the port. Address pairs without a MAC take the port's, so when
+/// some lack one and the request names no MAC, the MAC is drawn here (and
+/// drawn again if another port has it).
+async fn create(
+    state: &AppState,
+    mut new: NewPort,
+    pairs: &[AddressPairRequest],
+) -> ApiResult<Port> {
+    let draw = new.mac_address.is_none() && port_checks::pairs_need_port_mac(pairs);
+    for _ in 0..MAC_ATTEMPTS {
+        if draw {
+            new.mac_address = Some(port_checks::random_mac());
+        }
+        let mac = new.mac_address.clone().unwrap_or_default();
+        new.allowed_address_pairs = port_checks::address_pairs(pairs, &mac)?;
+        match state.store().port_create(&new).await {
+            Err(Error::Conflict { message }) if draw && message.contains(&mac) => continue,
+            r => return Ok(r?),
+        }
+    }
+    Err(Error::internal("could not draw a unique MAC address for the port").into())
+}
+
 /// Creates a port and allocates its addresses.
 #[utoipa::path(post, path = "/v2.0/ports", tag = "network",
     request_body(content = Object, description = "`{\"port\": {network_id, name, description, \
         admin_state_up, fixed_ips: [{subnet_id, ip_address}], mac_address, device_id, \
-        device_owner, security_groups, project_id}}`"),
+        device_owner, security_groups, port_security_enabled, \
+        allowed_address_pairs: [{ip_address, mac_address}], project_id}}`"),
     responses((status = 201, description = "The new port"),
-        (status = 400, description = "Invalid attribute"),
-        (status = 403, description = "Explicit address or MAC on another project's network"),
+        (status = 400, description = "Invalid attribute, or security groups with port \
+            security off"),
+        (status = 403, description = "Explicit address, MAC, port security or address pairs \
+            on another project's network"),
         (status = 404, description = "No such network, subnet or security group"),
-        (status = 409, description = "Address or MAC in use, or no address left")))]
+        (status = 409, description = "Address or MAC in use, no address left, or address \
+            pairs with port security off")))]
 pub async fn port_create(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     JsonBody(body): JsonBody<PortCreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     ctx.authorize(Action::NetworkWrite)?;
@@ -166,38 +207,50 @@ pub async fn port_create(
         None => Vec::new(),
         Some(list) => port_checks::fixed_ips(&state, &network, list).await?,
     };
-    // Choosing an address or a MAC is for the network's owner (Neutron's
-    // `create_port:fixed_ips:ip_address` / `create_port:mac_address`).
+    let pairs = req.allowed_address_pairs.unwrap_or_default();
     let explicit_ip = req
         .fixed_ips
         .iter()
         .flatten()
         .any(|f| f.ip_address.is_some());
-    if explicit_ip || mac_address.is_some() {
-        crate::network::ensure_owner(
-            &ctx,
-            &network.project_id,
-            &format!("addresses of network {network_id}"),
-        )?;
-    }
-    let security_groups = security_groups(&state, &project, req.security_groups.as_deref()).await?;
-    let port = state
-        .store()
-        .port_create(&NewPort {
-            network_id,
-            project_id: project,
-            name,
-            description,
-            fixed_ips,
-            mac_address,
-            device_id,
-            device_owner,
-            admin_state_up: req.admin_state_up.unwrap_or(true),
-            security_groups,
-            port_security_enabled: network.port_security_enabled,
-            allowed_address_pairs: Vec::new(),
-        })
-        .await?;
+    let restricted = explicit_ip
+        || mac_address.is_some()
+        || req.port_security_enabled.is_some()
+        || !pairs.is_empty();
+    ensure_network_owner(&ctx, &network, restricted)?;
+    let port_security_enabled = req
+        .port_security_enabled
+        .unwrap_or(network.port_security_enabled);
+    port_checks::check_port_security(&PortSecurity {
+        enabled: port_security_enabled,
+        requested_groups: req.security_groups.as_deref(),
+        kept_groups: &[],
+        has_address_pairs: !pairs.is_empty(),
+    })?;
+    let security_groups = match port_security_enabled {
+        true => security_groups(&state, &project, req.security_groups.as_deref()).await?,
+        false => Vec::new(),
+    };
+    let new = NewPort {
+        network_id,
+        project_id: project,
+        name,
+        description,
+        fixed_ips,
+        mac_address,
+        device_id,
+        device_owner,
+        admin_state_up: req.admin_state_up.unwrap_or(true),
+        security_groups,
+        port_security_enabled,
+        allowed_address_pairs: Vec::new(),
+    };
+    let port = create(&state, new, &pairs).await?;
+    // The port's addresses join its groups, which other groups' rules may
+    // name as their remote.
+    notify
+        .changed(Changed::groups(port.security_group_ids.iter().copied()))
+        .await;
     Ok(created("port", views::port(&port)))
 }
 
@@ -269,22 +322,31 @@ pub async fn port_show(
     Ok(ok("port", views::port(&port)))
 }
 
-/// Changes a port's name, description, state, security groups or device.
+/// Changes a port's name, description, state, security groups, device,
+/// port security or allowed address pairs.
 #[utoipa::path(put, path = "/v2.0/ports/{port_id}", tag = "network",
     params(("port_id" = String, Path, description = "Port id")),
     request_body(content = Object, description = "`{\"port\": {name, description, \
-        admin_state_up, security_groups, device_id, device_owner}}`"),
+        admin_state_up, security_groups, device_id, device_owner, port_security_enabled, \
+        allowed_address_pairs}}`"),
     responses((status = 200, description = "The updated port"),
-        (status = 400, description = "Invalid attribute"),
-        (status = 404, description = "No such port or security group")))]
+        (status = 400, description = "Invalid attribute, or security groups with port \
+            security off"),
+        (status = 403, description = "Port security or address pairs on another project's \
+            network"),
+        (status = 404, description = "No such port or security group"),
+        (status = 409, description = "Port security off while the port keeps security \
+            groups or address pairs")))]
 pub async fn port_update(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(port_id): Path<String>,
     JsonBody(body): JsonBody<PortUpdateBody>,
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::NetworkWrite)?;
     let mut port = load(&state, &ctx, &port_id).await?;
+    let before = port.clone();
     let req = body.port;
     if let Some(name) = req.name {
         check_len("name", &name, 255)?;
@@ -304,11 +366,45 @@ pub async fn port_update(
     if let Some(device) = req.device_id {
         port.device_id = port_checks::device_id(Some(&device))?;
     }
+    if req.port_security_enabled.is_some() || req.allowed_address_pairs.is_some() {
+        let network = state
+            .store()
+            .network_get(port.network_id, &Scope::All)
+            .await?;
+        ensure_network_owner(&ctx, &network, true)?;
+    }
+    if let Some(enabled) = req.port_security_enabled {
+        port.port_security_enabled = enabled;
+    }
+    if let Some(pairs) = &req.allowed_address_pairs {
+        port.allowed_address_pairs = port_checks::address_pairs(pairs, &port.mac_address)?;
+    }
+    port_checks::check_port_security(&PortSecurity {
+        enabled: port.port_security_enabled,
+        requested_groups: req.security_groups.as_deref(),
+        kept_groups: &port.security_group_ids,
+        has_address_pairs: !port.allowed_address_pairs.is_empty(),
+    })?;
     if let Some(groups) = &req.security_groups {
         port.security_group_ids = security_groups(&state, &port.project_id, Some(groups)).await?;
     }
     let port = state.store().port_update(&port).await?;
+    notify
+        .changed(
+            port_change(&before)
+                .with_groups(port.security_group_ids.iter().copied())
+                .with_host(port.binding_host.as_deref()),
+        )
+        .await;
     Ok(ok("port", views::port(&port)))
+}
+
+/// What a change to `port` concerns: its network, its groups (their
+/// members changed) and the host it is bound to.
+fn port_change(port: &Port) -> Changed {
+    Changed::network(port.network_id)
+        .with_groups(port.security_group_ids.iter().copied())
+        .with_host(port.binding_host.as_deref())
 }
 
 /// Deletes a port and frees its addresses.
@@ -319,10 +415,12 @@ pub async fn port_update(
 pub async fn port_delete(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(port_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::NetworkWrite)?;
     let port = load(&state, &ctx, &port_id).await?;
     state.store().port_delete(port.id).await?;
+    notify.changed(port_change(&port)).await;
     Ok(StatusCode::NO_CONTENT)
 }

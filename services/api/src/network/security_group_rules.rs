@@ -2,12 +2,14 @@
 //!
 //! A rule belongs to its group's project. Its attributes are checked in
 //! [`rule_checks`](crate::network::rule_checks); a rule identical to an
-//! existing one of the group is a 409, as in Neutron.
+//! existing one of the group is a 409, as in Neutron. Creating or deleting
+//! a rule tells the hosts enforcing the group.
 
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
+use crate::network::notify::{Changed, Notifier};
 use crate::network::rule_checks::{self, ProtocolRequest};
 use crate::network::security_groups::limit;
 use crate::network::{body_id, check_len, created, ok, path_id, views};
@@ -59,6 +61,7 @@ struct RuleCreate {
 pub async fn security_group_rule_create(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     JsonBody(body): JsonBody<RuleCreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     ctx.authorize(Action::SecurityGroupWrite)?;
@@ -129,6 +132,7 @@ pub async fn security_group_rule_create(
             limit,
         )
         .await?;
+    notify.changed(Changed::groups([group.id])).await;
     Ok(created(
         "security_group_rule",
         views::rule(&rule, group.is_default),
@@ -228,10 +232,14 @@ pub async fn security_group_rule_show(
 pub async fn security_group_rule_delete(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(rule_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::SecurityGroupWrite)?;
     let rule = load(&state, &ctx, &rule_id).await?;
     state.store().security_group_rule_delete(rule.id).await?;
+    notify
+        .changed(Changed::groups([rule.security_group_id]))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
+use crate::network::notify::{Changed, Notifier};
 use crate::network::{check_len, created, ok, path_id, target_project, views};
 use crate::state::AppState;
 use axum::Json;
@@ -15,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cloud_model::network::SecurityGroup;
 use cloud_model::{ProjectId, ResourceKind, SecurityGroupId};
+use cloud_store::Scope;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -200,7 +202,23 @@ pub async fn security_group_update(
     Ok(ok("security_group", views::security_group(&sg)))
 }
 
+/// The groups of the group's project with rules naming `sg` as their
+/// remote group: deleting `sg` deletes those rules.
+async fn groups_naming(state: &AppState, sg: &SecurityGroup) -> ApiResult<Vec<SecurityGroupId>> {
+    let rules = state
+        .store()
+        .security_group_rule_list(&Scope::Project(sg.project_id.clone()), None)
+        .await?;
+    Ok(rules
+        .iter()
+        .filter(|r| r.remote_group_id == Some(sg.id))
+        .map(|r| r.security_group_id)
+        .collect())
+}
+
 /// Deletes a group; the default group and groups in use are refused (409).
+/// The rules of other groups naming it go with it, and the hosts enforcing
+/// those groups are told.
 #[utoipa::path(delete, path = "/v2.0/security-groups/{security_group_id}", tag = "network",
     params(("security_group_id" = String, Path, description = "Group id")),
     responses((status = 204, description = "Deleted"),
@@ -209,10 +227,15 @@ pub async fn security_group_update(
 pub async fn security_group_delete(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(security_group_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::SecurityGroupWrite)?;
     let sg = load(&state, &ctx, &security_group_id).await?;
+    let naming = groups_naming(&state, &sg).await?;
     state.store().security_group_delete(sg.id).await?;
+    notify
+        .changed(Changed::groups([sg.id]).with_groups(naming))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,14 +1,27 @@
-//! Validation of subnet attributes: CIDR, gateway, allocation pools and
-//! DNS servers. Pure functions, so every rule is unit-tested here and the
+//! Validation of subnet attributes: CIDR, gateway, allocation pools, DNS
+//! servers and host routes. Pure functions, so every rule is unit-tested here and the
 //! handlers stay short; each error names the attribute it is about.
 
 use crate::error::{ApiError, ApiResult};
-use cloud_model::network::{AllocationPool, Ipv4Cidr};
+use cloud_model::network::{AllocationPool, HostRoute, Ipv4Cidr};
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 
 /// Most DNS servers a subnet may list (Neutron's `max_dns_nameservers`).
 pub const MAX_DNS_NAMESERVERS: usize = 5;
+
+/// Most host routes a subnet may have (Neutron's `max_subnet_host_routes`).
+pub const MAX_HOST_ROUTES: usize = 20;
+
+/// A host route as a request gives it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRouteRequest {
+    /// Destination range (an IPv4 CIDR).
+    pub destination: Option<String>,
+    /// Next hop (an IPv4 address).
+    pub nexthop: Option<String>,
+}
 
 /// An allocation pool as a request gives it.
 #[derive(Clone, Debug, Deserialize)]
@@ -165,6 +178,51 @@ pub fn dns_nameservers(raw: &[String]) -> ApiResult<Vec<Ipv4Addr>> {
     Ok(out)
 }
 
+/// Host routes: at most [`MAX_HOST_ROUTES`], each an IPv4 CIDR
+/// destination (host bits zero) and an IPv4 next hop, none twice.
+pub fn host_routes(raw: &[HostRouteRequest]) -> ApiResult<Vec<HostRoute>> {
+    if raw.len() > MAX_HOST_ROUTES {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for host_routes. Reason: {} routes exceed the maximum of \
+             {MAX_HOST_ROUTES}.",
+            raw.len()
+        )));
+    }
+    let mut out: Vec<HostRoute> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let field = format!("host_routes[{i}]");
+        let missing = |key: &str| {
+            ApiError::bad_request(format!(
+                "Invalid input for {field}. Reason: a host route needs a destination and a \
+                 nexthop; {key} is missing."
+            ))
+        };
+        let dest = r
+            .destination
+            .as_deref()
+            .ok_or_else(|| missing("destination"))?;
+        let hop = r.nexthop.as_deref().ok_or_else(|| missing("nexthop"))?;
+        let destination = Ipv4Cidr::parse(dest).map_err(|e| {
+            ApiError::bad_request(format!(
+                "Invalid input for {field}.destination. Reason: {e} (an IPv4 CIDR is needed)."
+            ))
+        })?;
+        let nexthop = parse_ipv4(&format!("{field}.nexthop"), hop)?;
+        let route = HostRoute {
+            destination,
+            nexthop,
+        };
+        if out.contains(&route) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for host_routes. Reason: duplicate host route {destination} via \
+                 {nexthop}."
+            )));
+        }
+        out.push(route);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +289,45 @@ mod tests {
         );
         assert!(msg(pools(&c, gw, Some(&[pool("10.0.0.1", "10.0.0.5")]))).contains("gateway"));
         assert_eq!(pools(&c, gw, None).unwrap(), c.default_pools(gw));
+    }
+
+    fn route(dest: Option<&str>, hop: Option<&str>) -> HostRouteRequest {
+        HostRouteRequest {
+            destination: dest.map(str::to_owned),
+            nexthop: hop.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let ok = host_routes(&[route(Some("192.168.0.0/16"), Some("10.0.0.254"))]).unwrap();
+        assert_eq!(ok[0].destination.to_string(), "192.168.0.0/16");
+        assert_eq!(ok[0].nexthop, Ipv4Addr::new(10, 0, 0, 254));
+        assert!(msg(host_routes(&[route(None, Some("10.0.0.1"))])).contains("destination"));
+        assert!(msg(host_routes(&[route(Some("10.1.0.0/16"), None)])).contains("nexthop"));
+        for bad in ["10.1.0.1/16", "10.1.0.0", "fd00::/64", "x"] {
+            assert!(
+                msg(host_routes(&[route(Some(bad), Some("10.0.0.1"))]))
+                    .contains("host_routes[0].destination"),
+                "{bad}"
+            );
+        }
+        assert!(
+            msg(host_routes(&[route(
+                Some("10.1.0.0/16"),
+                Some("10.0.0.300")
+            )]))
+            .contains("host_routes[0].nexthop")
+        );
+        let twice = [
+            route(Some("10.1.0.0/16"), Some("10.0.0.1")),
+            route(Some("10.1.0.0/16"), Some("10.0.0.1")),
+        ];
+        assert!(msg(host_routes(&twice)).contains("duplicate"));
+        let many: Vec<_> = (0..21)
+            .map(|i| route(Some(&format!("10.{i}.0.0/16")), Some("10.0.0.1")))
+            .collect();
+        assert!(msg(host_routes(&many)).contains("maximum of 20"));
     }
 
     #[test]

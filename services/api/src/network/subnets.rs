@@ -8,7 +8,8 @@ use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
-use crate::network::subnet_checks::{self, PoolRequest};
+use crate::network::notify::{Changed, Notifier};
+use crate::network::subnet_checks::{self, HostRouteRequest, PoolRequest};
 use crate::network::{
     body_id, check_len, created, ensure_owner, nullable, ok, path_id, target_project, views,
 };
@@ -45,7 +46,7 @@ struct SubnetCreate {
     enable_dhcp: Option<bool>,
     name: Option<String>,
     description: Option<String>,
-    host_routes: Option<Vec<Value>>,
+    host_routes: Option<Vec<HostRouteRequest>>,
     ipv6_ra_mode: Option<String>,
     ipv6_address_mode: Option<String>,
     subnetpool_id: Option<String>,
@@ -70,15 +71,12 @@ struct SubnetChanges {
     enable_dhcp: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     gateway_ip: Option<Option<String>>,
+    host_routes: Option<Vec<HostRouteRequest>>,
 }
 
 /// Refuses attributes of features we do not have.
 fn unsupported(req: &SubnetCreate) -> ApiResult<()> {
     let set = [
-        (
-            "host_routes",
-            req.host_routes.as_ref().is_some_and(|r| !r.is_empty()),
-        ),
         ("ipv6_ra_mode", req.ipv6_ra_mode.is_some()),
         ("ipv6_address_mode", req.ipv6_address_mode.is_some()),
         ("subnetpool_id", req.subnetpool_id.is_some()),
@@ -94,8 +92,8 @@ fn unsupported(req: &SubnetCreate) -> ApiResult<()> {
 /// Creates a subnet on a network the caller owns.
 #[utoipa::path(post, path = "/v2.0/subnets", tag = "network",
     request_body(content = Object, description = "`{\"subnet\": {network_id, cidr, \
-        ip_version: 4, gateway_ip, allocation_pools, dns_nameservers, enable_dhcp, name, \
-        description}}`"),
+        ip_version: 4, gateway_ip, allocation_pools, dns_nameservers, enable_dhcp, \
+        host_routes: [{destination, nexthop}], name, description}}`"),
     responses((status = 201, description = "The new subnet"),
         (status = 400, description = "Invalid attribute, or overlapping CIDR"),
         (status = 403, description = "Not the network's owner"),
@@ -103,6 +101,7 @@ fn unsupported(req: &SubnetCreate) -> ApiResult<()> {
 pub async fn subnet_create(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     JsonBody(body): JsonBody<SubnetCreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     ctx.authorize(Action::NetworkWrite)?;
@@ -146,6 +145,7 @@ pub async fn subnet_create(
     let allocation_pools = subnet_checks::pools(&cidr, gateway, req.allocation_pools.as_deref())?;
     let dns_nameservers =
         subnet_checks::dns_nameservers(req.dns_nameservers.as_deref().unwrap_or_default())?;
+    let host_routes = subnet_checks::host_routes(req.host_routes.as_deref().unwrap_or_default())?;
     let name = req.name.unwrap_or_default();
     let description = req.description.unwrap_or_default();
     check_len("name", &name, 255)?;
@@ -162,9 +162,10 @@ pub async fn subnet_create(
             enable_dhcp: req.enable_dhcp.unwrap_or(true),
             dns_nameservers,
             allocation_pools,
-            host_routes: Vec::new(),
+            host_routes,
         })
         .await?;
+    notify.changed(Changed::network(subnet.network_id)).await;
     Ok(created("subnet", views::subnet(&subnet)))
 }
 
@@ -214,11 +215,12 @@ pub async fn subnet_show(
     Ok(ok("subnet", views::subnet(&subnet)))
 }
 
-/// Changes a subnet's name, description, DNS servers, DHCP or gateway.
+/// Changes a subnet's name, description, DNS servers, DHCP, gateway or
+/// host routes.
 #[utoipa::path(put, path = "/v2.0/subnets/{subnet_id}", tag = "network",
     params(("subnet_id" = String, Path, description = "Subnet id")),
     request_body(content = Object, description = "`{\"subnet\": {name, description, \
-        dns_nameservers, enable_dhcp, gateway_ip}}`"),
+        dns_nameservers, enable_dhcp, gateway_ip, host_routes}}`"),
     responses((status = 200, description = "The updated subnet"),
         (status = 400, description = "Invalid attribute"),
         (status = 403, description = "Not the owner"),
@@ -227,6 +229,7 @@ pub async fn subnet_show(
 pub async fn subnet_update(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(subnet_id): Path<String>,
     JsonBody(body): JsonBody<SubnetUpdateBody>,
 ) -> ApiResult<Json<Value>> {
@@ -244,6 +247,11 @@ pub async fn subnet_update(
         .dns_nameservers
         .as_deref()
         .map(subnet_checks::dns_nameservers)
+        .transpose()?;
+    let host_routes = req
+        .host_routes
+        .as_deref()
+        .map(subnet_checks::host_routes)
         .transpose()?;
     let gateway_ip = match &req.gateway_ip {
         None => None,
@@ -265,10 +273,11 @@ pub async fn subnet_update(
                 enable_dhcp: req.enable_dhcp,
                 dns_nameservers,
                 gateway_ip,
-                host_routes: None,
+                host_routes,
             },
         )
         .await?;
+    notify.changed(Changed::network(subnet.network_id)).await;
     Ok(ok("subnet", views::subnet(&subnet)))
 }
 
@@ -282,11 +291,13 @@ pub async fn subnet_update(
 pub async fn subnet_delete(
     State(state): State<AppState>,
     ctx: Ctx,
+    notify: Notifier,
     Path(subnet_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::NetworkWrite)?;
     let subnet = load(&state, &ctx, &subnet_id).await?;
     ensure_owner(&ctx, &subnet.project_id, &format!("subnet {}", subnet.id))?;
     state.store().subnet_delete(subnet.id).await?;
+    notify.changed(Changed::network(subnet.network_id)).await;
     Ok(StatusCode::NO_CONTENT)
 }

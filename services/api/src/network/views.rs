@@ -4,12 +4,14 @@
 //! are rendered with the value Neutron shows when they are unused, so
 //! clients that read them find the key.
 
-use cloud_model::network::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use cloud_model::network::{Ipv4Cidr, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 use serde_json::{Value, json};
 
-/// The `<net>` document.
-pub fn network(n: &Network) -> Value {
-    json!({
+/// The `<net>` document. The provider attributes (the segment) are shown
+/// to admins only (`with_provider`), as Neutron's default policy does:
+/// other callers do not get the keys at all.
+pub fn network(n: &Network, with_provider: bool) -> Value {
+    let mut v = json!({
         "id": n.id.to_string(),
         "name": n.name,
         "status": "ACTIVE",
@@ -20,7 +22,7 @@ pub fn network(n: &Network) -> Value {
         "tenant_id": n.project_id.as_str(),
         "mtu": n.mtu,
         "router:external": n.external,
-        "port_security_enabled": true,
+        "port_security_enabled": n.port_security_enabled,
         "availability_zones": [],
         "availability_zone_hints": [],
         "description": n.description,
@@ -28,7 +30,23 @@ pub fn network(n: &Network) -> Value {
         "updated_at": n.updated_at.iso_seconds(),
         "revision_number": n.revision,
         "tags": [],
-    })
+    });
+    if with_provider && let Some(obj) = v.as_object_mut() {
+        let seg = &n.segment;
+        obj.insert(
+            "provider:network_type".into(),
+            json!(seg.network_type.as_str()),
+        );
+        obj.insert(
+            "provider:physical_network".into(),
+            json!(seg.physical_network),
+        );
+        obj.insert(
+            "provider:segmentation_id".into(),
+            json!(seg.segmentation_id),
+        );
+    }
+    v
 }
 
 /// The `<subnet>` document.
@@ -45,7 +63,9 @@ pub fn subnet(s: &Subnet) -> Value {
             .collect::<Vec<_>>(),
         "enable_dhcp": s.enable_dhcp,
         "dns_nameservers": s.dns_nameservers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "host_routes": [],
+        "host_routes": s.host_routes.iter()
+            .map(|r| json!({"destination": r.destination.to_string(), "nexthop": r.nexthop.to_string()}))
+            .collect::<Vec<_>>(),
         "project_id": s.project_id.as_str(),
         "tenant_id": s.project_id.as_str(),
         "ipv6_ra_mode": null,
@@ -85,10 +105,22 @@ pub fn port(p: &Port) -> Value {
         "updated_at": p.updated_at.iso_seconds(),
         "revision_number": p.revision,
         "tags": [],
-        "port_security_enabled": true,
-        "allowed_address_pairs": [],
+        "port_security_enabled": p.port_security_enabled,
+        "allowed_address_pairs": p.allowed_address_pairs.iter()
+            .map(|a| json!({"ip_address": address_pair_ip(&a.ip_address), "mac_address": a.mac_address}))
+            .collect::<Vec<_>>(),
         "extra_dhcp_opts": [],
     })
+}
+
+/// An allowed address pair's address as Neutron echoes it: a single
+/// address without `/32`, a range as a CIDR.
+fn address_pair_ip(cidr: &Ipv4Cidr) -> String {
+    if cidr.prefix() == 32 {
+        cidr.network().to_string()
+    } else {
+        cidr.to_string()
+    }
 }
 
 /// The `<security_group>` document, with its rules.
