@@ -6,90 +6,27 @@ use crate::cmd;
 use crate::network::tap_name;
 use anyhow::{Context, bail};
 use cloud_driver::VmSpec;
-use serde_json::{Value, json};
-use std::net::Ipv4Addr;
+use cloud_driver::metadata;
+/// The netmask of a prefix length (shared with the DHCP configuration).
+pub use cloud_driver::metadata::netmask;
+use serde_json::Value;
 use std::path::Path;
 
 /// The version directories written (Nova writes several; these two are
 /// what cloud-init and older guests look for).
 const VERSIONS: [&str; 2] = ["latest", "2012-08-10"];
 
-/// `meta_data.json`, with Nova's keys.
+/// `meta_data.json`, with Nova's keys (built by the shared
+/// [`cloud_driver::metadata`], so the API's metadata endpoint serves the
+/// same document).
 pub fn meta_data(spec: &VmSpec) -> Value {
-    let (public_keys, keys) = match &spec.key {
-        Some((name, key)) => (
-            json!({ name: key }),
-            json!([{ "name": name, "type": "ssh", "data": key }]),
-        ),
-        None => (json!({}), json!([])),
-    };
-    json!({
-        "uuid": spec.id.to_string(),
-        "name": spec.name,
-        "hostname": spec.hostname,
-        "availability_zone": spec.availability_zone,
-        "launch_index": spec.launch_index,
-        "project_id": spec.project_id,
-        "public_keys": public_keys,
-        "keys": keys,
-        "meta": spec.metadata,
-        "devices": [],
-    })
+    metadata::meta_data(&spec.into())
 }
 
-/// `network_data.json`: one `phy` link per NIC, its IPv4 network (static
-/// or DHCP), and the DNS servers.
+/// `network_data.json`: one `phy` link per NIC (named after its tap), its
+/// IPv4 network (static or DHCP), and the DNS servers.
 pub fn network_data(spec: &VmSpec) -> Value {
-    let mut links = Vec::new();
-    let mut networks = Vec::new();
-    let mut dns: Vec<Ipv4Addr> = Vec::new();
-    for (i, nic) in spec.nics.iter().enumerate() {
-        let link = tap_name(&nic.port_id);
-        links.push(json!({
-            "id": link,
-            "vif_id": nic.port_id,
-            "type": "phy",
-            "ethernet_mac_address": nic.mac.to_ascii_lowercase(),
-            "mtu": nic.mtu,
-        }));
-        if let Some(ip) = nic.ip {
-            let mut net = json!({
-                "id": format!("network{i}"),
-                "type": if nic.dhcp { "ipv4_dhcp" } else { "ipv4" },
-                "link": link,
-                "ip_address": ip.to_string(),
-                "network_id": nic.network_id,
-            });
-            if let Some(prefix) = nic.prefix {
-                net["netmask"] = json!(netmask(prefix).to_string());
-            }
-            net["routes"] = match nic.gateway {
-                Some(gw) => json!([{
-                    "network": "0.0.0.0",
-                    "netmask": "0.0.0.0",
-                    "gateway": gw.to_string(),
-                }]),
-                None => json!([]),
-            };
-            networks.push(net);
-        }
-        for d in &nic.dns {
-            if !dns.contains(d) {
-                dns.push(*d);
-            }
-        }
-    }
-    let services: Vec<Value> = dns
-        .iter()
-        .map(|d| json!({ "type": "dns", "address": d.to_string() }))
-        .collect();
-    json!({ "links": links, "networks": networks, "services": services })
-}
-
-/// The netmask of a prefix length.
-pub fn netmask(prefix: u8) -> Ipv4Addr {
-    let p = u32::from(prefix.min(32));
-    Ipv4Addr::from(if p == 0 { 0 } else { u32::MAX << (32 - p) })
+    metadata::network_data(&spec.nics, |nic| tap_name(&nic.port_id))
 }
 
 /// Writes the ISO for `spec` to `dest`, building the tree in a temporary
@@ -156,6 +93,23 @@ pub async fn build(spec: &VmSpec, dest: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::testutil::{nic, spec};
+    use serde_json::json;
+
+    /// The exact bytes written, pinned: the builders moved to
+    /// `cloud_driver::metadata` (shared with the API's metadata endpoint)
+    /// and guests must keep reading the same files.
+    #[test]
+    fn files_are_byte_identical_to_before_the_move() {
+        let s = spec();
+        assert_eq!(
+            serde_json::to_string(&meta_data(&s)).unwrap(),
+            r#"{"availability_zone":"nova","devices":[],"hostname":"web-1","keys":[{"data":"ssh-ed25519 AAAAC3Nza test@host","name":"k1","type":"ssh"}],"launch_index":0,"meta":{"role":"web"},"name":"web-1","project_id":"proj1","public_keys":{"k1":"ssh-ed25519 AAAAC3Nza test@host"},"uuid":"6d1f6a43-4c43-4b1e-9c0e-0e5e3b7c8a10"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&network_data(&s)).unwrap(),
+            r#"{"links":[{"ethernet_mac_address":"fa:16:3e:00:00:00","id":"tapa0b2c3d4-e5","mtu":1450,"type":"phy","vif_id":"a0b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"}],"networks":[{"id":"network0","ip_address":"10.0.0.5","link":"tapa0b2c3d4-e5","netmask":"255.255.255.0","network_id":"9f8e7d6c-5b4a-4321-8765-43210fedcba0","routes":[{"gateway":"10.0.0.1","netmask":"0.0.0.0","network":"0.0.0.0"}],"type":"ipv4_dhcp"}],"services":[{"address":"10.0.0.2","type":"dns"}]}"#
+        );
+    }
 
     #[test]
     fn meta_data_has_novas_keys() {
@@ -208,9 +162,6 @@ mod tests {
             n["services"],
             json!([{"type": "dns", "address": "10.0.0.2"}, {"type": "dns", "address": "1.1.1.1"}])
         );
-        assert_eq!(netmask(0), Ipv4Addr::new(0, 0, 0, 0));
-        assert_eq!(netmask(20), Ipv4Addr::new(255, 255, 240, 0));
-        assert_eq!(netmask(32), Ipv4Addr::new(255, 255, 255, 255));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! `Ok`, because bus messages are delivered at least once.
 
 mod error;
+pub mod metadata;
 pub mod network;
 mod spec;
 

@@ -44,6 +44,63 @@ pub struct ApiConfig {
     /// Segments of networks (`[api.network]`).
     #[serde(default)]
     pub network: NetworkConfig,
+    /// The metadata endpoint for guests (`[api.metadata]`).
+    #[serde(default = "MetadataConfig::from_env")]
+    pub metadata: MetadataConfig,
+}
+
+/// The guests' metadata endpoint (`/metadata`, Nova's metadata API behind
+/// the host data plane's proxy). It serves only requests whose
+/// `X-Instance-ID-Signature` verifies under `shared_secret`, so without a
+/// secret it serves nothing.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// The secret shared with the metadata proxies (Nova's
+    /// `metadata_proxy_shared_secret`). `CLOUD_METADATA_SECRET` in the
+    /// environment overrides it, so it need not be written in the file;
+    /// unset or empty disables the endpoint.
+    #[serde(
+        default = "metadata_secret_from_env",
+        deserialize_with = "metadata_secret"
+    )]
+    pub shared_secret: Option<String>,
+}
+
+impl MetadataConfig {
+    /// The section as the environment alone configures it (when the file
+    /// has no `[api.metadata]`).
+    pub fn from_env() -> Self {
+        MetadataConfig {
+            shared_secret: metadata_secret_from_env(),
+        }
+    }
+
+    /// The secret to verify signatures with; `None` when the endpoint is
+    /// disabled (no secret, or an empty one, which would prove nothing).
+    pub fn secret(&self) -> Option<&str> {
+        self.shared_secret.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+impl std::fmt::Debug for MetadataConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Configurations get logged; the secret must not be.
+        f.debug_struct("MetadataConfig")
+            .field("shared_secret", &self.secret().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn metadata_secret_from_env() -> Option<String> {
+    std::env::var("CLOUD_METADATA_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn metadata_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let file = Option::<String>::deserialize(d)?;
+    Ok(metadata_secret_from_env().or(file))
 }
 
 /// Where networks' frames may travel (Neutron's ML2 type settings):
@@ -149,6 +206,7 @@ impl ApiConfig {
             service_down_secs: default_down(),
             bootstrap: BootstrapConfig::default(),
             network: NetworkConfig::default(),
+            metadata: MetadataConfig::default(),
         }
     }
 }

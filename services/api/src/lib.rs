@@ -19,6 +19,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod identity;
 pub mod image;
+pub mod metadata;
 pub mod network;
 pub mod openapi;
 pub mod request_id;

@@ -42,6 +42,9 @@ pub fn app(state: AppState) -> Router {
                 )
             }),
         )
+        // The guests' metadata API: signed by the data plane's proxies,
+        // not in the OpenAPI document.
+        .merge(crate::metadata::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::idempotency::idempotency,
