@@ -14,7 +14,8 @@ mod bench;
 #[path = "real_vms/support.rs"]
 mod support;
 
-use cloud_driver_libvirt::network::{bridge_name, tap_name};
+use base64::Engine;
+use cloud_dataplane::names::{bridge_name, tap_name};
 use cloud_model::InstanceId;
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -174,6 +175,67 @@ async fn two_servers_on_one_network_reach_each_other() {
     for id in [&a, &b] {
         cloud.delete(id).await;
         assert!(!domain_exists(id));
+    }
+}
+
+/// A real QEMU guest on the libvirt host (the root namespace) and a
+/// namespace guest on another host share a VXLAN network: the QEMU guest
+/// pings the other from its user data, and its console says it got
+/// through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_guest_reaches_a_namespace_guest_on_another_host() {
+    let cloud = RealCloud::start_with_bed(1).await;
+    let image = cloud
+        .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
+        .await;
+    let flavor = cloud.flavor("real.1c128", 1, 128).await;
+    let (net, cidr) = cloud.network().await;
+    let base = u32::from(cidr.network());
+    let ns_ip = Ipv4Addr::from(base + 20);
+    let bed = cloud.bed.as_ref().unwrap();
+    let far = json!({"name": "ns-guest", "flavorRef": flavor, "imageRef": image,
+        "networks": [{"uuid": net, "fixed_ip": ns_ip.to_string()}],
+        "availability_zone": format!("nova:{}", bed.hosts[0].name)});
+    let r = cloud
+        .client()
+        .post("/compute/v2.1/servers", json!({ "server": far }))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let far_id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let s = cloud.wait(&far_id, &["ACTIVE", "ERROR"]).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let ping = format!(
+        "#!/bin/sh\nfor i in $(seq 1 90); do\n  if ping -c 1 -W 1 {ns_ip} >/dev/null 2>&1; then \
+         echo \"ping-ok {ns_ip}\"; exit 0; fi\n  sleep 1\ndone\necho \"ping-failed {ns_ip}\"\nexit 1\n"
+    );
+    let r = cloud
+        .client()
+        .post(
+            "/compute/v2.1/servers",
+            json!({"server": {"name": "vm-q", "flavorRef": flavor, "imageRef": image,
+                "networks": [{"uuid": net}], "availability_zone": format!("nova:{HOST}"),
+                "user_data": base64::engine::general_purpose::STANDARD.encode(&ping)}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let vm = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let s = cloud.wait(&vm, &["ACTIVE", "ERROR"]).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(
+        s["OS-EXT-SRV-ATTR:host"], HOST,
+        "the QEMU guest is on the libvirt host"
+    );
+    let console = cloud.wait_marker(&vm, "READY", 1).await;
+    let out: Vec<String> = markers(&console)
+        .into_iter()
+        .filter_map(|m| m.strip_prefix("USERDATA_OUT=").map(str::to_owned))
+        .collect();
+    assert!(
+        out.contains(&format!("ping-ok {ns_ip}")),
+        "the QEMU guest could not reach the namespace guest: {out:?}\n{console}"
+    );
+    for id in [&vm, &far_id] {
+        cloud.delete(id).await;
     }
 }
 

@@ -425,3 +425,55 @@ async fn host_down_sqlite() {
 async fn host_down_rabbitmq_postgres() {
     host_down(Backend::Postgres).await;
 }
+
+/// Nova's forced host: an admin's `zone:host` lands on that host whatever
+/// the weighers prefer; a member may not choose a host (403), and an
+/// unknown host is a 400 at once, not an ERROR later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_forces_a_host_and_a_member_cannot() {
+    let plane = ControlPlane::start(PlaneOptions::hosts(
+        Backend::Sqlite,
+        3,
+        FakeConfig::default(),
+    ))
+    .await;
+    let admin = plane.api.admin().await;
+    let store = &plane.api.db.store;
+    let image = active_image(store, &admin.project_id).await.to_string();
+    for host in ["host-3", "host-1", "host-3"] {
+        let r = boot(
+            &admin.client,
+            "forced",
+            "1",
+            &image,
+            json!({"availability_zone": format!("nova:{host}")}),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+        let s = wait_for_status(&admin.client, &id, &["ACTIVE", "ERROR"], T).await;
+        assert_eq!(s["status"], "ACTIVE", "{s}");
+        assert_eq!(host_of(&s), host);
+    }
+    let r = boot(
+        &admin.client,
+        "nowhere",
+        "1",
+        &image,
+        json!({"availability_zone": "nova:no-such-host"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.to_string().contains("no-such-host"), "{}", r.body);
+    let member = plane.api.account("proj-m", "mia", "member").await;
+    let r = boot(
+        &member.client,
+        "mine",
+        "1",
+        &image,
+        json!({"availability_zone": "nova:host-1"}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    plane.shutdown().await;
+}

@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The ruleset for `desired`, in `nft -f` syntax: deletes our tables (if
-/// they exist) and recreates them, all in one transaction.
+/// they exist) and recreates them, all in one transaction; with nothing
+/// on the host, only deletes them.
 pub fn ruleset(table: &str, desired: &HostNetwork) -> String {
     let filtered: Vec<&PortSpec> = desired.ports.iter().filter(|p| p.port_security).collect();
     let groups: BTreeMap<&str, (usize, &SecurityGroupSpec)> = desired
@@ -42,6 +43,10 @@ pub fn ruleset(table: &str, desired: &HostNetwork) -> String {
     // `add` then `delete` makes the delete succeed on a first run too.
     let _ = writeln!(out, "add table bridge {table}\ndelete table bridge {table}");
     let _ = writeln!(out, "add table inet {table}\ndelete table inet {table}");
+    if desired.ports.is_empty() && desired.networks.is_empty() {
+        // Nothing to guard: a host without guests keeps no tables.
+        return out;
+    }
     bridge_table(&mut out, table, desired, &filtered);
     inet_table(&mut out, table, desired, &filtered, &groups);
     out

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cloud_driver::HostNetwork;
+use cloud_driver::{HostNetwork, metadata};
 use cloud_model::InstanceId;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -183,12 +183,12 @@ async fn forward(
     let upstream = s
         .client
         .request(req.method().clone(), &url)
-        .header("X-Instance-ID", &id)
+        .header(metadata::INSTANCE_ID_HEADER, &id)
         .header(
-            "X-Instance-ID-Signature",
-            sign_instance_id(&s.config.shared_secret, &id),
+            metadata::SIGNATURE_HEADER,
+            metadata::sign_instance_id(&s.config.shared_secret, &id),
         )
-        .header("X-Forwarded-For", source.to_string())
+        .header(metadata::FORWARDED_FOR_HEADER, source.to_string())
         .send()
         .await;
     match upstream {
@@ -215,26 +215,4 @@ async fn forward(
             )
         }
     }
-}
-
-/// HMAC-SHA256 of the instance id with the shared secret, hex.
-// TODO(metadata): use the API's shared signing helper once it lands.
-fn sign_instance_id(secret: &str, id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut key = [0u8; 64];
-    if secret.len() > 64 {
-        key[..32].copy_from_slice(&Sha256::digest(secret.as_bytes()));
-    } else {
-        key[..secret.len()].copy_from_slice(secret.as_bytes());
-    }
-    let pad = |b: u8| key.iter().map(|k| k ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(id.as_bytes())
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
-    hex::encode(outer)
 }

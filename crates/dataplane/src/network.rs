@@ -36,6 +36,17 @@ impl DataPlane {
         self.ip(["link", "show", "dev", name]).await.is_ok()
     }
 
+    /// Deletes interface `name` from the host's namespace; one already gone
+    /// is fine (a namespace's veth vanishes a moment after the namespace,
+    /// in the background, so checking first is not enough).
+    async fn delete_link(&self, name: &str) -> anyhow::Result<()> {
+        match self.ip(["link", "del", "dev", name]).await {
+            Ok(_) => Ok(()),
+            Err(_) if !self.link_exists(name).await => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs `bridge args...` in the host's namespace.
     async fn bridge_cmd(&self, args: &[&str]) -> anyhow::Result<String> {
         cmd::run_in(self.host_namespace(), "bridge", args).await
@@ -215,9 +226,7 @@ impl DataPlane {
             .is_ok();
         if !inner_exists {
             // A half-made pair (the agent died in between) is redone.
-            if self.link_exists(&outer).await {
-                self.ip(["link", "del", "dev", &outer]).await?;
-            }
+            self.delete_link(&outer).await?;
             self.ip([
                 "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &ns,
             ])
@@ -278,10 +287,7 @@ impl DataPlane {
                 .with_context(|| format!("cannot remove {}", dir.display()))?;
         }
         netns::delete(&namespace(self, id)).await?;
-        let outer = ns_bridge_end(id);
-        if self.link_exists(&outer).await {
-            self.ip(["link", "del", "dev", &outer]).await?;
-        }
+        self.delete_link(&ns_bridge_end(id)).await?;
         match self.uplink_name(segment) {
             Ok((dev, _)) if matches!(segment, SegmentSpec::Flat { .. }) => {
                 // The physical interface is not ours to delete.
@@ -289,17 +295,10 @@ impl DataPlane {
                     self.ip(["link", "set", "dev", &dev, "nomaster"]).await?;
                 }
             }
-            Ok((dev, _)) => {
-                if self.link_exists(&dev).await {
-                    self.ip(["link", "del", "dev", &dev]).await?;
-                }
-            }
+            Ok((dev, _)) => self.delete_link(&dev).await?,
             Err(e) => tracing::warn!(network = id, error = %e, "cannot name the uplink to remove"),
         }
-        let bridge = bridge_name(id);
-        if self.link_exists(&bridge).await {
-            self.ip(["link", "del", "dev", &bridge]).await?;
-        }
+        self.delete_link(&bridge_name(id)).await?;
         tracing::info!(network = id, "network removed from this host");
         Ok(())
     }

@@ -3,12 +3,10 @@
 //! cloud-init and by the test guest.
 
 use crate::cmd;
-use crate::network::tap_name;
 use anyhow::{Context, bail};
+use cloud_dataplane::names::tap_name;
 use cloud_driver::VmSpec;
 use cloud_driver::metadata;
-/// The netmask of a prefix length (shared with the DHCP configuration).
-pub use cloud_driver::metadata::netmask;
 use serde_json::Value;
 use std::path::Path;
 

@@ -5,19 +5,20 @@
 //! directory under `instances_path` (qcow2 overlay over a cached base
 //! image, config drive ISO, console log, `instance.json`), a persistent
 //! libvirt domain named `instance-<uuid>` carrying our metadata element,
-//! and one port on a Linux bridge per NIC with a static DHCP lease.
+//! and one tap per NIC on its network's bridge. The bridges, DHCP and
+//! filtering belong to the host's data plane ([`cloud_dataplane`]), which
+//! the agent applies before it spawns a guest.
 //! Every operation is idempotent, as the [`Driver`] contract asks.
 //!
 //! Modules: [`config`] (TOML), [`domain_xml`] (typed domain definition),
 //! `image_cache` + `disks` (base images, overlays), `config_drive`,
-//! `network` + `dhcp` (bridges, dnsmasq), `power` (Nova's power
-//! semantics), `probe` (`virt_type = "auto"`), `host` (inventory).
+//! `power` (Nova's power semantics), `probe` (`virt_type = "auto"`),
+//! `host` (inventory).
 
-mod cmd;
+pub(crate) use cloud_dataplane::cmd;
 pub mod config;
 mod config_drive;
 mod connection;
-mod dhcp;
 mod disks;
 mod domain_build;
 pub mod domain_xml;
@@ -26,7 +27,6 @@ mod image_cache;
 mod instance_dir;
 mod locks;
 pub mod metadata;
-pub mod network;
 mod power;
 mod probe;
 mod spawn;
@@ -40,6 +40,7 @@ pub use config::{CpuMode, LibvirtConfig, VirtType, VirtTypeSetting};
 pub use image_cache::CacheError;
 
 use async_trait::async_trait;
+use cloud_dataplane::DataPlane;
 use cloud_driver::{
     Driver, DriverError, HostNetwork, HostResources, ImageFetcher, Op, RebootKind, VmInfo, VmSpec,
 };
@@ -48,7 +49,6 @@ use connection::Libvirt;
 use image_cache::ImageCache;
 use instance_dir::InstanceDir;
 use locks::KeyedLocks;
-use network::Networking;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +61,8 @@ pub struct LibvirtDriver {
     virt_type_reason: String,
     cpu_mode: CpuMode,
     images: ImageCache,
-    network: Networking,
+    /// The host's data plane: bridges the guests' taps go on.
+    dataplane: Arc<DataPlane>,
     /// One operation at a time per instance.
     locks: KeyedLocks<InstanceId>,
     /// The mark on our domains: the canonical instances directory (see
@@ -75,11 +76,35 @@ fn host_id() -> InstanceId {
 }
 
 impl LibvirtDriver {
+    /// `(bridge, tap)` of each NIC, once every bridge exists: the agent
+    /// applies the host's data plane before it asks for a guest, so a
+    /// missing bridge means the network is not set up here.
+    pub(crate) async fn nic_devices(
+        &self,
+        nics: &[cloud_driver::NicSpec],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for nic in nics {
+            let bridge = cloud_dataplane::names::bridge_name(&nic.network_id);
+            if !self.dataplane.link_exists(&bridge).await {
+                anyhow::bail!(
+                    "network {} is not set up on this host (no bridge {bridge})",
+                    nic.network_id
+                );
+            }
+            out.push((bridge, cloud_dataplane::names::tap_name(&nic.port_id)));
+        }
+        Ok(out)
+    }
+
     /// Connects to libvirt, creates the driver's directories and settles
-    /// the virt type (probing once when it is `auto`).
+    /// the virt type (probing once when it is `auto`). Guests are plugged
+    /// into the bridges of `dataplane`, whose host must be this machine's
+    /// own namespace (libvirt creates taps there).
     pub async fn new(
         config: LibvirtConfig,
         fetcher: Arc<dyn ImageFetcher>,
+        dataplane: Arc<DataPlane>,
     ) -> Result<Self, DriverError> {
         let fail = |e: anyhow::Error| DriverError::backend(Op::HostResources, host_id(), e);
         let virt = Arc::new(Libvirt::open(&config.uri).await.map_err(fail)?);
@@ -128,7 +153,7 @@ impl LibvirtDriver {
         Ok(LibvirtDriver {
             cpu_mode: config.cpu_mode.unwrap_or(CpuMode::default_for(virt_type)),
             images: ImageCache::new(config.image_cache_path.clone(), fetcher),
-            network: Networking::new(&config.state_path),
+            dataplane,
             virt,
             virt_type,
             virt_type_reason,
@@ -290,9 +315,11 @@ impl Driver for LibvirtDriver {
         power::list(self).await
     }
 
-    async fn apply_network(&self, _desired: &HostNetwork) -> Result<(), DriverError> {
-        // TODO(data plane): replaced by the kernel data plane in the next commits.
-        Ok(())
+    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError> {
+        self.dataplane
+            .apply(desired)
+            .await
+            .map_err(|e| DriverError::backend(Op::Network, host_id(), e))
     }
 
     async fn console_output(

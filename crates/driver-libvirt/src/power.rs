@@ -33,14 +33,12 @@ async fn active(drv: &LibvirtDriver, id: InstanceId, op: Op) -> Result<bool, Dri
         .ok_or(DriverError::NotFound(id))
 }
 
-/// Starts the (defined, stopped) domain after re-plugging its NICs.
+/// Starts the (defined, stopped) domain, once its NICs' bridges exist
+/// (the data plane rebuilds them after a host reboot).
 async fn start(drv: &LibvirtDriver, id: InstanceId, op: Op) -> Result<(), DriverError> {
     let fail = |e: anyhow::Error| DriverError::backend(op, id, e);
     if let Some(record) = drv.dir(id).read_record().map_err(fail)? {
-        drv.network
-            .plug(id, &record.spec.nics)
-            .await
-            .map_err(fail)?;
+        drv.nic_devices(&record.spec.nics).await.map_err(fail)?;
     }
     drv.virt
         .run(move |c| {

@@ -142,7 +142,7 @@ async fn build(drv: &LibvirtDriver, spec: &VmSpec) -> Result<(), DriverError> {
     config_drive::build(spec, &dir.config_drive())
         .await
         .map_err(host_err)?;
-    let nic_devices = drv.network.plug(id, &spec.nics).await.map_err(host_err)?;
+    let nic_devices = drv.nic_devices(&spec.nics).await.map_err(host_err)?;
 
     let def = DomainDef::from_spec(
         spec,
@@ -235,7 +235,6 @@ pub async fn destroy(drv: &LibvirtDriver, id: InstanceId) -> Result<(), DriverEr
         })
         .await
         .map_err(fail)?;
-    drv.network.unplug_instance(id).await.map_err(fail)?;
     InstanceDir::remove(&drv.dir(id)).map_err(fail)?;
     tracing::info!(instance = %id, "VM destroyed");
     Ok(())

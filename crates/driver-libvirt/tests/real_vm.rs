@@ -9,16 +9,20 @@
 //! the repository.
 
 use async_trait::async_trait;
+use cloud_dataplane::names::{bridge_name, tap_name};
+use cloud_dataplane::{DataPlane, DataPlaneConfig};
+use cloud_driver::HostNetwork;
+use cloud_driver::network::{NetworkSpec, PortSpec, SegmentSpec, SubnetSpec};
 use cloud_driver::{
     Driver, DriverError, FlavorSpec, ImageFetcher, ImageSpec, NicSpec, RebootKind, VmSpec,
 };
-use cloud_driver_libvirt::network::{bridge_name, tap_name};
 use cloud_driver_libvirt::{LibvirtConfig, LibvirtDriver, VirtTypeSetting};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
 use md5::{Digest, Md5};
 use sha2::Sha512;
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -246,7 +250,13 @@ async fn env() -> Env {
         ..LibvirtConfig::default()
     };
     let started = Instant::now();
-    let driver = LibvirtDriver::new(config, Arc::new(fetcher)).await.unwrap();
+    let dataplane = Arc::new(DataPlane::new(DataPlaneConfig {
+        state_dir: tmp.path().join("network"),
+        ..DataPlaneConfig::default()
+    }));
+    let driver = LibvirtDriver::new(config, Arc::new(fetcher), dataplane)
+        .await
+        .unwrap();
     eprintln!(
         "driver ready in {:.1?}: virt_type {} ({})",
         started.elapsed(),
@@ -262,14 +272,67 @@ async fn env() -> Env {
     }
 }
 
-/// Runs `body`, then destroys the VM whatever happened, then re-raises a
-/// failure (so a failing test leaves no domain or bridge behind).
+/// The host network the agent would apply for `spec`: its NICs' networks
+/// (VXLAN, no peers) with DHCP, its ports unfiltered (filtering is the
+/// data plane's own tests' business).
+fn network_for(spec: &VmSpec) -> HostNetwork {
+    let vni = 900_000 + (uuid::Uuid::new_v4().as_u128() % 90_000) as u32;
+    HostNetwork {
+        revision: 1,
+        networks: spec
+            .nics
+            .iter()
+            .map(|n| NetworkSpec {
+                id: n.network_id.clone(),
+                segment: SegmentSpec::Vxlan { vni },
+                mtu: n.mtu,
+                subnets: vec![SubnetSpec {
+                    id: format!("{}-subnet", n.network_id),
+                    cidr: cloud_model::network::Ipv4Cidr::parse(&format!(
+                        "{}/{}",
+                        Ipv4Addr::from(
+                            u32::from(n.ip.unwrap()) & (u32::MAX << (32 - n.prefix.unwrap()))
+                        ),
+                        n.prefix.unwrap()
+                    ))
+                    .unwrap(),
+                    gateway: n.gateway,
+                    dhcp: n.dhcp,
+                    dns: n.dns.clone(),
+                    host_routes: Vec::new(),
+                }],
+                peers: Vec::new(),
+                remote_ports: Vec::new(),
+            })
+            .collect(),
+        ports: spec
+            .nics
+            .iter()
+            .map(|n| PortSpec {
+                id: n.port_id.clone(),
+                network_id: n.network_id.clone(),
+                instance_id: Some(spec.id),
+                mac: n.mac.clone(),
+                fixed_ips: n.ip.into_iter().collect(),
+                allowed_address_pairs: Vec::new(),
+                port_security: false,
+                security_groups: Vec::new(),
+            })
+            .collect(),
+        security_groups: Vec::new(),
+    }
+}
+
+/// Runs `body`, then destroys the VM and its networks whatever happened,
+/// then re-raises a failure (so a failing test leaves no domain or bridge
+/// behind).
 async fn with_cleanup<F>(driver: &Arc<LibvirtDriver>, id: InstanceId, body: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let result = tokio::spawn(body).await;
     let _ = driver.destroy(id).await;
+    let _ = driver.apply_network(&HostNetwork::default()).await;
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -294,6 +357,8 @@ async fn boots_the_test_guest_with_network_config_drive_and_power_ops() {
         assert!(!drv.instance_path(id).exists());
         assert!(drv.cached_images().is_empty());
 
+        // The agent applies the host's network before it spawns.
+        drv.apply_network(&network_for(&spec)).await.unwrap();
         let started = Instant::now();
         drv.spawn(&spec).await.unwrap();
         eprintln!("spawn returned after {:.1?}", started.elapsed());
@@ -328,6 +393,10 @@ async fn boots_the_test_guest_with_network_config_drive_and_power_ops() {
                 ..drv.config().clone()
             },
             Arc::new(FileFetcher { files: HashMap::new() }),
+            Arc::new(DataPlane::new(DataPlaneConfig {
+                state_dir: drv.config().instances_path.with_file_name("other-network"),
+                ..DataPlaneConfig::default()
+            })),
         )
         .await
         .unwrap();
@@ -374,8 +443,10 @@ async fn boots_the_test_guest_with_network_config_drive_and_power_ops() {
         assert!(!domain_exists(id), "domain left behind");
         assert!(!dir.exists(), "instance directory left behind");
         assert!(!link_exists(&tap_name(&nic.port_id)), "tap left behind");
-        assert!(!link_exists(&bridge_name(&nic.network_id)), "bridge left behind");
         drv.destroy(id).await.unwrap();
+        // The bridge goes with the network, when the port leaves the host.
+        drv.apply_network(&HostNetwork::default()).await.unwrap();
+        assert!(!link_exists(&bridge_name(&nic.network_id)), "bridge left behind");
         assert!(matches!(drv.info(id).await, Err(DriverError::NotFound(_))));
         assert!(matches!(drv.power_on(id).await, Err(DriverError::NotFound(_))));
         assert!(drv.list().await.unwrap().iter().all(|vm| vm.id != id));

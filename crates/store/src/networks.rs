@@ -179,7 +179,8 @@ impl Store {
         for _ in 0..VNI_ATTEMPTS {
             let vni = self.free_vni(vnis).await?.ok_or_else(|| {
                 Error::conflict(format!(
-                    "Unable to create the network. No tenant network is available for                      allocation: every VNI of {}..{} is in use.",
+                    "Unable to create the network. No tenant network is available for allocation: \
+                     every VNI of {}..{} is in use.",
                     vnis.first, vnis.last
                 ))
             })?;

@@ -12,6 +12,7 @@ mod api;
 mod binaries;
 mod client;
 mod db;
+pub mod netbed;
 mod plane;
 mod records;
 

@@ -37,6 +37,8 @@ pub struct PlaneOptions {
     pub schedulers: usize,
     /// Per-agent tweak.
     pub agent: fn(&mut AgentConfig),
+    /// API configuration tweak.
+    pub api: fn(&mut cloud_api::ApiConfig),
 }
 
 impl PlaneOptions {
@@ -67,6 +69,7 @@ impl PlaneOptions {
                 a.power_sync_secs = 1.0;
                 a.shutdown_timeout_secs = 5;
             },
+            api: |_| {},
         }
     }
 }
@@ -122,7 +125,12 @@ impl ControlPlane {
             (None, Backend::Postgres) => Arc::new(amqp_test_bus().await),
         };
         let db = TestDb::new(options.backend).await;
-        let api = TestApi::start_full(db, bus.clone(), |c| c.service_down_secs = 3).await;
+        let tweak = options.api;
+        let api = TestApi::start_full(db, bus.clone(), |c| {
+            c.service_down_secs = 3;
+            tweak(c);
+        })
+        .await;
         let mut plane = ControlPlane {
             api,
             bus,
@@ -215,6 +223,14 @@ impl ControlPlane {
     pub async fn add_host(&mut self, name: &str, driver: Arc<dyn Driver>) {
         let mut config = AgentConfig::for_host(name);
         (self.options.agent)(&mut config);
+        self.add_host_with(config, driver).await;
+    }
+
+    /// [`ControlPlane::add_host`] with the agent's settings given whole
+    /// (the data plane tests give each host its underlay address).
+    pub async fn add_host_with(&mut self, config: AgentConfig, driver: Arc<dyn Driver>) {
+        let name = config.host.clone();
+        let name = name.as_str();
         let agent = Agent::new(config, self.bus.clone(), driver);
         let running = Running::spawn(|stop| async move {
             if let Err(e) = agent.run(stop.cancelled_owned()).await {

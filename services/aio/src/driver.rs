@@ -49,11 +49,26 @@ pub fn image_api(api_addr: SocketAddr, password: String) -> ImageApiConfig {
     }
 }
 
-/// Builds the driver `choice` asks for; prints which one runs.
+/// The metadata API of this process as the proxies reach it (loopback
+/// for a wildcard listener), with the secret they share.
+pub fn metadata_upstream(
+    api_addr: SocketAddr,
+    secret: &str,
+) -> cloud_dataplane::MetadataProxyConfig {
+    let base = image_api(api_addr, String::new()).auth_url;
+    cloud_dataplane::MetadataProxyConfig {
+        api_url: base.replace("/identity/v3", "/metadata"),
+        shared_secret: secret.to_owned(),
+    }
+}
+
+/// Builds the driver `choice` asks for; prints which one runs. Real
+/// guests reach the metadata service through `metadata`.
 pub async fn choose(
     choice: DriverChoice,
     data_dir: &Path,
     image_api: ImageApiConfig,
+    metadata: cloud_dataplane::MetadataProxyConfig,
 ) -> anyhow::Result<Arc<dyn Driver>> {
     let fake = || -> Arc<dyn Driver> { Arc::new(FakeDriver::new(FakeConfig::default())) };
     match choice {
@@ -61,9 +76,9 @@ pub async fn choose(
             println!("Compute driver: fake (in-memory VMs)");
             Ok(fake())
         }
-        DriverChoice::Libvirt => libvirt(data_dir, image_api).await,
+        DriverChoice::Libvirt => libvirt(data_dir, image_api, metadata).await,
         DriverChoice::Auto => match usable(data_dir).await {
-            Ok(()) => libvirt(data_dir, image_api).await,
+            Ok(()) => libvirt(data_dir, image_api, metadata).await,
             Err(why) => {
                 println!("Compute driver: fake (in-memory VMs): libvirt is not usable: {why:#}");
                 Ok(fake())
@@ -90,7 +105,11 @@ async fn usable(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "libvirt")]
-async fn libvirt(data_dir: &Path, image_api: ImageApiConfig) -> anyhow::Result<Arc<dyn Driver>> {
+async fn libvirt(
+    data_dir: &Path,
+    image_api: ImageApiConfig,
+    metadata: cloud_dataplane::MetadataProxyConfig,
+) -> anyhow::Result<Arc<dyn Driver>> {
     use anyhow::Context;
     use cloud_compute::driver_config::{LibvirtConfig, LibvirtDriver};
     usable(data_dir).await?;
@@ -108,7 +127,14 @@ async fn libvirt(data_dir: &Path, image_api: ImageApiConfig) -> anyhow::Result<A
         ..LibvirtConfig::default()
     };
     let fetcher = Arc::new(cloud_compute::HttpImageFetcher::new(image_api)?);
-    let driver = LibvirtDriver::new(config, fetcher)
+    let dataplane = Arc::new(cloud_dataplane::DataPlane::new(
+        cloud_dataplane::DataPlaneConfig {
+            state_dir: root.join("network"),
+            metadata: Some(metadata),
+            ..cloud_dataplane::DataPlaneConfig::default()
+        },
+    ));
+    let driver = LibvirtDriver::new(config, fetcher, dataplane)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the libvirt driver: {}", e.full_message()))?;
     println!(
@@ -121,8 +147,12 @@ async fn libvirt(data_dir: &Path, image_api: ImageApiConfig) -> anyhow::Result<A
 }
 
 #[cfg(not(feature = "libvirt"))]
-async fn libvirt(data_dir: &Path, image_api: ImageApiConfig) -> anyhow::Result<Arc<dyn Driver>> {
-    let _ = (data_dir, image_api);
+async fn libvirt(
+    data_dir: &Path,
+    image_api: ImageApiConfig,
+    metadata: cloud_dataplane::MetadataProxyConfig,
+) -> anyhow::Result<Arc<dyn Driver>> {
+    let _ = (data_dir, image_api, metadata);
     anyhow::bail!(
         "this cloud-aio was built without the libvirt driver; rebuild with the `libvirt` feature \
          (needs libvirt-dev, see scripts/aio) or use --driver fake"

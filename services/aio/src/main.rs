@@ -58,6 +58,27 @@ struct Args {
     /// Simulated compute hosts to add (fake driver), for demos and tests.
     #[arg(long, default_value_t = 0)]
     fake_hosts: usize,
+    /// vCPUs the local host may give out per physical CPU (Nova's default
+    /// `cpu_allocation_ratio`: guests rarely use all their vCPUs).
+    #[arg(long, default_value_t = 4.0)]
+    cpu_allocation_ratio: f64,
+    /// RAM overcommit of the local host (Nova's default: none).
+    #[arg(long, default_value_t = 1.0)]
+    ram_allocation_ratio: f64,
+    /// Disk overcommit of the local host (Nova's default: none).
+    #[arg(long, default_value_t = 1.0)]
+    disk_allocation_ratio: f64,
+}
+
+impl Args {
+    /// The local host's agent settings, with the allocation ratios asked.
+    fn local_agent(&self, host: &str) -> AgentConfig {
+        let mut config = AgentConfig::for_host(host);
+        config.inventory.cpu_allocation_ratio = self.cpu_allocation_ratio;
+        config.inventory.ram_allocation_ratio = self.ram_allocation_ratio;
+        config.inventory.disk_allocation_ratio = self.disk_allocation_ratio;
+        config
+    }
 }
 
 #[tokio::main]
@@ -100,14 +121,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot set up the compute service user")?;
     let local = cloud_service_common::hostname();
+    // One secret per run, shared by the metadata API and the proxies.
+    let metadata_secret = uuid::Uuid::new_v4().simple().to_string();
     let driver = driver::choose(
         args.driver,
         &args.data_dir,
         driver::image_api(api_addr, service_password),
+        driver::metadata_upstream(api_addr, &metadata_secret),
     )
     .await?;
     tracing::info!(host = %local, driver = driver.kind(), "local compute host");
-    let agent = Agent::new(AgentConfig::for_host(&local), bus.clone(), driver);
+    let agent = Agent::new(args.local_agent(&local), bus.clone(), driver);
     tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
     for i in 1..=args.fake_hosts {
         let agent = Agent::new(
@@ -121,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ApiConfig::for_data_dir(args.data_dir.clone());
     config.listen = args.listen;
     config.public_url = args.public_url.clone();
+    config.metadata.shared_secret = Some(metadata_secret);
     let handle = cloud_api::serve(
         listener,
         AppState::with_bus(store.clone(), config, bus.clone()),

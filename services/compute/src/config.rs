@@ -23,6 +23,27 @@ pub struct FileConfig {
     /// `[metrics]`: optional `/metrics` listener.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[network]`: how the host's data plane is wired (physical network
+    /// mappings, state directory, metadata proxy). Its `local_ip` comes
+    /// from `[agent] local_ip`.
+    #[serde(default)]
+    pub network: cloud_dataplane::DataPlaneConfig,
+}
+
+impl FileConfig {
+    /// The data plane settings with what comes from elsewhere filled in:
+    /// the underlay address from `[agent]`, the metadata secret from
+    /// `CLOUD_METADATA_SECRET` when the file has none.
+    pub fn network_config(&self) -> cloud_dataplane::DataPlaneConfig {
+        let mut n = self.network.clone();
+        n.local_ip = n.local_ip.or(self.agent.local_ip);
+        if let Some(m) = &mut n.metadata
+            && m.shared_secret.is_empty()
+        {
+            m.shared_secret = std::env::var("CLOUD_METADATA_SECRET").unwrap_or_default();
+        }
+        n
+    }
 }
 
 /// The `[agent]` settings.

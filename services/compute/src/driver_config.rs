@@ -6,6 +6,7 @@
 //! message saying how to get the driver, rather than calling the key
 //! unknown.
 
+use cloud_dataplane::{DataPlane, DataPlaneConfig};
 use cloud_driver::{Driver, ImageFetcher};
 use cloud_driver_fake::{FakeConfig, FakeDriver};
 use serde::Deserialize;
@@ -20,6 +21,9 @@ pub use cloud_driver_libvirt::{LibvirtConfig, LibvirtDriver, unreachable_by_qemu
 pub enum DriverConfig {
     /// In-memory VMs (simulation, scale tests, demos).
     Fake(FakeConfig),
+    /// Guests that are network namespaces on the real data plane (network
+    /// tests and demos; see `cloud-driver-netns`).
+    Netns(cloud_driver_netns::NetnsConfig),
     /// Real QEMU/KVM guests through libvirt.
     #[cfg(feature = "libvirt")]
     Libvirt(LibvirtConfig),
@@ -33,6 +37,7 @@ impl DriverConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             DriverConfig::Fake(_) => "fake",
+            DriverConfig::Netns(_) => "netns",
             DriverConfig::Libvirt(_) => "libvirt",
         }
     }
@@ -43,30 +48,47 @@ impl DriverConfig {
     }
 }
 
-/// Builds the configured driver; `fetcher` provides image bytes.
+/// Builds the configured driver; `fetcher` provides image bytes, and the
+/// drivers that plug guests into real networks get a data plane wired as
+/// `network` says.
 pub async fn build_driver(
     config: DriverConfig,
     fetcher: Arc<dyn ImageFetcher>,
+    network: DataPlaneConfig,
 ) -> anyhow::Result<Arc<dyn Driver>> {
     match config {
         DriverConfig::Fake(c) => {
-            let _ = fetcher;
+            let _ = (fetcher, network);
             Ok(Arc::new(FakeDriver::new(c)))
+        }
+        DriverConfig::Netns(c) => {
+            let _ = fetcher;
+            let dataplane = Arc::new(DataPlane::new(network));
+            Ok(Arc::new(cloud_driver_netns::NetnsDriver::new(c, dataplane)))
         }
         #[cfg(feature = "libvirt")]
         DriverConfig::Libvirt(c) => {
             let uri = c.uri.clone();
-            let driver = LibvirtDriver::new(c, fetcher).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot start the libvirt driver on {uri}: {}",
-                    e.full_message()
-                )
-            })?;
+            if network.host_namespace.is_some() {
+                anyhow::bail!(
+                    "[network] host_namespace is for simulated hosts: libvirt plugs guests into \
+                     this machine's own namespace"
+                );
+            }
+            let dataplane = Arc::new(DataPlane::new(network));
+            let driver = LibvirtDriver::new(c, fetcher, dataplane)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot start the libvirt driver on {uri}: {}",
+                        e.full_message()
+                    )
+                })?;
             Ok(Arc::new(driver))
         }
         #[cfg(not(feature = "libvirt"))]
         DriverConfig::Libvirt(_) => {
-            let _ = fetcher;
+            let _ = (fetcher, network);
             anyhow::bail!(
                 "this binary was built without the libvirt driver; rebuild with the `libvirt` \
                  feature (needs libvirt-dev) or use kind = \"fake\""

@@ -40,7 +40,17 @@ async fn run(config: FileConfig) -> anyhow::Result<()> {
         }
         None => Arc::new(NoImages),
     };
-    let driver = build_driver(config.driver, fetcher).await?;
+    let network = config.network_config();
+    if network
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.shared_secret.is_empty())
+    {
+        anyhow::bail!(
+            "[network.metadata] needs a shared secret: set shared_secret or CLOUD_METADATA_SECRET"
+        );
+    }
+    let driver = build_driver(config.driver, fetcher, network).await?;
     // The AMQP connection shared by every multi-process service.
     let bus = cloud_service_common::bus::connect(&config.bus).await?;
     if let Some(addr) = config.metrics.listen {

@@ -27,7 +27,11 @@ fn compute_example_configs_parse() {
         kinds.push(config.driver.kind());
     }
     kinds.sort();
-    assert_eq!(kinds, ["fake", "libvirt"], "one example per driver");
+    assert_eq!(
+        kinds,
+        ["fake", "libvirt", "netns"],
+        "one example per driver"
+    );
 }
 
 #[test]
@@ -43,4 +47,16 @@ fn a_typo_is_an_error_naming_the_key() {
     let ok: FileConfig = parse_config(Path::new("x.toml"), text).unwrap();
     assert!(matches!(ok.driver, DriverConfig::Fake(_)));
     assert_eq!(ok.agent.maintenance_secs, 600.0);
+}
+
+#[test]
+fn the_data_plane_settings_take_the_underlay_address_from_the_agent() {
+    let text = "[agent]\nhost = \"h\"\nlocal_ip = \"192.0.2.7\"\n[driver]\nkind = \"netns\"\n\
+                [network.physical_interfaces]\nphysnet1 = \"eth1\"\n[bus]\n";
+    let c: FileConfig = parse_config(Path::new("x.toml"), text).unwrap();
+    let n = c.network_config();
+    assert_eq!(n.local_ip, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(n.physical_interfaces["physnet1"], "eth1");
+    assert_eq!(n.nft_table, "cloud");
+    assert!(n.metadata.is_none());
 }

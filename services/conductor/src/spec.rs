@@ -2,7 +2,8 @@
 
 use crate::Conductor;
 use base64::Engine;
-use cloud_driver::{FlavorSpec, ImageSpec, NicSpec, NumaPlacement, VmSpec};
+use cloud_driver::metadata::nic_from_records;
+use cloud_driver::{FlavorSpec, ImageSpec, NumaPlacement, VmSpec};
 use cloud_model::image::Image;
 use cloud_model::instance::Instance;
 use cloud_model::{Error, ImageId, PortId};
@@ -33,25 +34,11 @@ impl Conductor {
         for port_id in ports {
             let port = self.store.port_get(*port_id, &Scope::All).await?;
             let network = self.store.network_get(port.network_id, &Scope::All).await?;
-            let mut nic = NicSpec {
-                port_id: port.id.to_string(),
-                network_id: port.network_id.to_string(),
-                mac: port.mac_address.clone(),
-                ip: None,
-                prefix: None,
-                gateway: None,
-                dns: Vec::new(),
-                dhcp: false,
-                mtu: u32::try_from(network.mtu).unwrap_or(1500),
+            let subnet = match port.fixed_ips.first() {
+                Some(fixed) => Some(self.store.subnet_get(fixed.subnet_id, &Scope::All).await?),
+                None => None,
             };
-            if let Some(fixed) = port.fixed_ips.first() {
-                let subnet = self.store.subnet_get(fixed.subnet_id, &Scope::All).await?;
-                nic.ip = Some(fixed.ip_address);
-                nic.prefix = Some(subnet.cidr.prefix());
-                nic.gateway = subnet.gateway_ip;
-                nic.dns = subnet.dns_nameservers.clone();
-                nic.dhcp = subnet.enable_dhcp;
-            }
+            let nic = nic_from_records(&port, &network, subnet.as_ref());
             nics.push(nic);
         }
         let user_data = match &inst.user_data {

@@ -4,13 +4,14 @@
 //! reading the guest's `TESTGUEST` console markers through the API.
 
 use base64::Engine;
-use cloud_compute::HttpImageFetcher;
+use cloud_compute::{AgentConfig, HttpImageFetcher};
 use cloud_driver::Driver;
 use cloud_driver_fake::FakeConfig;
 use cloud_driver_libvirt::{LibvirtConfig, LibvirtDriver, VirtTypeSetting};
 use cloud_model::network::{AllocationPool, Ipv4Cidr, Network};
 use cloud_model::{InstanceId, NetworkId, ProjectId, Timestamp};
 use cloud_store::{Backend, NewSubnet};
+use cloud_test_utils::netbed::{NetBed, netbed_available};
 use cloud_test_utils::{Account, ControlPlane, PlaneOptions, upload_image, wait_for_status};
 use serde_json::{Value, json};
 use std::hash::{Hash, Hasher};
@@ -126,12 +127,23 @@ pub struct RealCloud {
     pub driver: Arc<LibvirtDriver>,
     /// The built guest.
     pub guest: PathBuf,
+    /// Namespace hosts beside the libvirt host, when asked for.
+    pub bed: Option<NetBed>,
+    /// The libvirt host's underlay address (with a bed).
+    local_ip: Option<Ipv4Addr>,
     _dir: tempfile::TempDir,
 }
 
 impl RealCloud {
     /// Starts everything. Fails (never skips) when libvirt is unreachable.
     pub async fn start() -> RealCloud {
+        Self::start_with_bed(0).await
+    }
+
+    /// [`RealCloud::start`] plus `n` namespace hosts of a [`NetBed`] on the
+    /// `netns` driver, the libvirt host being the root namespace on the
+    /// same underlay (`n` = 0: no bed).
+    pub async fn start_with_bed(n: usize) -> RealCloud {
         if let Err(e) = cloud_driver_libvirt::check_connection(URI).await {
             panic!("{URI} is unreachable ({e:#}); run deploy/libvirt-host.sh");
         }
@@ -167,14 +179,31 @@ impl RealCloud {
             reserved_host_memory_mb: 0,
             ..LibvirtConfig::default()
         };
-        let driver = new_driver(&plane, &config).await;
-        plane.add_host(HOST, driver.clone()).await;
+        let (bed, local_ip) = if n > 0 {
+            assert!(netbed_available(), "the namespace test bed cannot run here");
+            let mut bed = NetBed::new(n, None).await;
+            let ip = bed.root_underlay().await;
+            for (i, h) in bed.hosts.iter().enumerate() {
+                plane
+                    .add_host_with(bed.agent_config(i), h.driver.clone())
+                    .await;
+            }
+            (Some(bed), Some(ip))
+        } else {
+            (None, None)
+        };
+        let driver = new_driver(&plane, &config, local_ip).await;
+        plane
+            .add_host_with(agent_config(local_ip), driver.clone())
+            .await;
         RealCloud {
             plane,
             admin,
             config,
             driver,
             guest,
+            bed,
+            local_ip,
             _dir: dir,
         }
     }
@@ -183,8 +212,10 @@ impl RealCloud {
     /// would: the old agent is killed, a new driver connects to libvirt.
     pub async fn restart_agent(&mut self) {
         self.plane.stop_host(HOST).await;
-        self.driver = new_driver(&self.plane, &self.config).await;
-        self.plane.add_host(HOST, self.driver.clone()).await;
+        self.driver = new_driver(&self.plane, &self.config, self.local_ip).await;
+        self.plane
+            .add_host_with(agent_config(self.local_ip), self.driver.clone())
+            .await;
     }
 
     /// The admin's HTTP client.
@@ -395,16 +426,45 @@ impl Drop for RealCloud {
                     eprintln!("cleaning up VM {} left by the test", vm.id);
                     let _ = driver.destroy(vm.id).await;
                 }
+                // And the networks its agent set up on this machine.
+                let _ = driver
+                    .apply_network(&cloud_driver::HostNetwork::default())
+                    .await;
             });
         });
         let _ = cleanup.join();
     }
 }
 
-async fn new_driver(plane: &ControlPlane, config: &LibvirtConfig) -> Arc<LibvirtDriver> {
+/// The libvirt host's agent settings (the plane's `agent` tweak is not
+/// used: hosts added whole take these).
+fn agent_config(local_ip: Option<Ipv4Addr>) -> AgentConfig {
+    let mut a = AgentConfig::for_host(HOST);
+    a.heartbeat_secs = 0.5;
+    a.power_sync_secs = 1.0;
+    a.maintenance_secs = 1.0;
+    a.shutdown_timeout_secs = 60;
+    a.inventory.cpu_allocation_ratio = 4.0;
+    a.local_ip = local_ip;
+    a
+}
+
+async fn new_driver(
+    plane: &ControlPlane,
+    config: &LibvirtConfig,
+    local_ip: Option<Ipv4Addr>,
+) -> Arc<LibvirtDriver> {
     let fetcher = HttpImageFetcher::new(plane.image_api()).unwrap();
     let started = Instant::now();
-    let driver = LibvirtDriver::new(config.clone(), Arc::new(fetcher))
+    // The data plane's files live beside the driver's state.
+    let dataplane = Arc::new(cloud_dataplane::DataPlane::new(
+        cloud_dataplane::DataPlaneConfig {
+            local_ip,
+            state_dir: config.state_path.join("network"),
+            ..cloud_dataplane::DataPlaneConfig::default()
+        },
+    ));
+    let driver = LibvirtDriver::new(config.clone(), Arc::new(fetcher), dataplane)
         .await
         .unwrap_or_else(|e| panic!("libvirt driver: {}", e.full_message()));
     eprintln!(

@@ -139,3 +139,12 @@ fn a_remote_group_unknown_here_or_for_ipv6_matches_nothing() {
     v6.remote_ip_prefix = Some("10.0.0.0/8".into());
     assert_eq!(rule_match(&v6, &groups), None);
 }
+
+#[test]
+fn an_empty_host_keeps_no_tables() {
+    let r = ruleset("cloud", &HostNetwork::default());
+    assert_eq!(
+        r,
+        "add table bridge cloud\ndelete table bridge cloud\nadd table inet cloud\ndelete table inet cloud\n"
+    );
+}

@@ -104,3 +104,44 @@ pub async fn availability_zone_detail(
     }
     Ok(Json(json!({"availabilityZoneInfo": info})))
 }
+
+/// Checks a requested `availability_zone`: `zone`, or Nova's forced host
+/// forms `zone:host[:node]` and `:host` (admins only, as Nova's
+/// `servers:create:forced_host` policy; the host must exist). Returns what
+/// the scheduler is given.
+pub(crate) async fn checked_zone(
+    store: &cloud_store::Store,
+    ctx: &crate::auth::Ctx,
+    requested: &str,
+) -> crate::error::ApiResult<String> {
+    let mut parts = requested.splitn(3, ':');
+    let zone = parts.next().unwrap_or_default();
+    let host = parts.next().filter(|h| !h.is_empty());
+    if !zone.is_empty() && zone != "nova" {
+        let zones = store.host_zones().await?;
+        if !zones.iter().any(|known| known == zone) {
+            return Err(crate::error::ApiError::bad_request(format!(
+                "The requested availability zone '{zone}' is not available."
+            )));
+        }
+    }
+    if let Some(host) = host {
+        if !ctx.is_admin() {
+            return Err(crate::error::ApiError::new(
+                crate::error::FaultKind::Forbidden,
+                "Policy doesn't allow os_compute_api:servers:create:forced_host to be performed: \
+                 only admins may choose a host.",
+            ));
+        }
+        if store.compute_node(host).await.is_err() {
+            return Err(crate::error::ApiError::bad_request(format!(
+                "Compute host {host} could not be found."
+            )));
+        }
+    } else if requested.contains(':') && zone.is_empty() {
+        return Err(crate::error::ApiError::bad_request(format!(
+            "Invalid availability zone '{requested}': give a zone, zone:host or :host."
+        )));
+    }
+    Ok(requested.to_owned())
+}

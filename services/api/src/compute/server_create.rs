@@ -319,15 +319,7 @@ pub async fn server_create(
 
     let az = match s.availability_zone.as_deref().filter(|z| !z.is_empty()) {
         None => "nova".to_owned(),
-        Some(z) => {
-            let zones = store.host_zones().await?;
-            if z != "nova" && !zones.iter().any(|zone| zone == z) {
-                return Err(ApiError::bad_request(format!(
-                    "The requested availability zone '{z}' is not available."
-                )));
-            }
-            z.to_owned()
-        }
+        Some(z) => crate::compute::availability_zones::checked_zone(store, &ctx, z).await?,
     };
 
     let security_groups: Vec<String> = match s.security_groups {
