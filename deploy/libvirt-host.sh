@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prepares a Debian machine to be a compute host for the libvirt driver
-# (crates/driver-libvirt): installs QEMU, libvirt and the tools the driver
-# shells out to (qemu-img, genisoimage, dnsmasq, ip), creates the users and
+# (crates/driver-libvirt) and the host data plane (crates/dataplane):
+# installs QEMU, libvirt and the tools they shell out to (qemu-img,
+# genisoimage, dnsmasq, ip, bridge, nft, sysctl; busybox for the netns
+# driver's guests, iperf3 for the data plane benchmark), creates the users and
 # groups libvirtd expects, starts virtlogd and libvirtd without systemd (as in
 # containers and CI runners), and checks that qemu:///system answers.
 #
@@ -18,6 +20,7 @@ PACKAGES=(
     qemu-system-x86 qemu-utils
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
     genisoimage dnsmasq-base bridge-utils iproute2 pkg-config procps libxml2-utils
+    nftables busybox iperf3
 )
 
 missing=()

@@ -358,3 +358,59 @@ async fn security_groups_of_a_running_server_sqlite() {
 async fn security_groups_of_a_running_server_rabbitmq_postgres() {
     security_groups_of_a_running_server(Backend::Postgres).await;
 }
+
+/// A host whose data plane cannot be set up fails the build with a fault
+/// that says why (not only that the ports never arrived), and the fake
+/// host recorded what it was asked to carry once it works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_that_cannot_set_up_its_network_says_why() {
+    let mut opts = PlaneOptions::hosts(Backend::Sqlite, 1, FakeConfig::default());
+    opts.agent = |a| {
+        a.heartbeat_secs = 0.5;
+        a.power_sync_secs = 1.0;
+        a.ports_ready_timeout_secs = 2.0;
+    };
+    let plane = ControlPlane::start(opts).await;
+    let admin = plane.api.admin().await;
+    let image = active_image(&plane.api.db.store, &admin.project_id).await;
+    let c = &admin.client;
+    let r = c
+        .post("/network/v2.0/networks", json!({"network": {"name": "n"}}))
+        .await;
+    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": "10.9.0.0/24", "ip_version": 4}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let driver = plane.driver("host-1");
+    driver.fail_network_applies(Some("nft: Operation not supported"));
+    let boot_on_net = |name: &'static str| {
+        let image = image.to_string();
+        let net = net.clone();
+        async move {
+            let r = boot(c, name, "1", &image, json!({"networks": [{"uuid": net}]})).await;
+            assert_eq!(r.status, 202, "{}", r.body);
+            r.body["server"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let id = boot_on_net("no-net").await;
+    let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ERROR", "{s}");
+    let fault = s["fault"]["message"].as_str().unwrap_or_default();
+    assert!(
+        fault.contains("does not carry port") && fault.contains("nft: Operation not supported"),
+        "{s}"
+    );
+    driver.fail_network_applies(None);
+    let id = boot_on_net("with-net").await;
+    let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let (state, applies) = driver.network();
+    assert!(applies > 0);
+    assert_eq!(state.ports.len(), 1, "{state:?}");
+    assert_eq!(state.networks[0].id, net);
+    plane.shutdown().await;
+}

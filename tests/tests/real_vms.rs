@@ -285,10 +285,16 @@ async fn a_corrupt_image_fails_the_build_and_the_host_boots_the_next_one() {
         !cloud.driver.cached_images().contains(&corrupt),
         "not cached"
     );
-    assert!(
-        !link_exists(&bridge_name(&net)),
-        "no bridge for a failed build"
-    );
+    // The host set the network up for the spawn; with the failed build's
+    // ports released, it takes it down again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while link_exists(&bridge_name(&net)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge of a failed build stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let kernel = cloud
         .upload(

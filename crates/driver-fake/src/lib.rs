@@ -61,6 +61,8 @@ struct Faults {
     fail_spawns: u32,
     fail_message: String,
     spawn_delay: Option<Duration>,
+    /// Why network applies fail, while they do.
+    network_failure: Option<String>,
 }
 
 /// The in-memory driver.
@@ -91,6 +93,12 @@ impl FakeDriver {
         let mut f = self.faults.lock().expect("faults lock");
         f.fail_spawns = n;
         f.fail_message = message.to_owned();
+    }
+
+    /// Makes every network apply fail with `message` (None: they work
+    /// again), as a host whose kernel lacks a feature would.
+    pub fn fail_network_applies(&self, message: Option<&str>) {
+        self.faults.lock().expect("faults lock").network_failure = message.map(str::to_owned);
     }
 
     /// Makes every spawn take `delay` (None: the configured delay).
@@ -277,6 +285,19 @@ impl Driver for FakeDriver {
     }
 
     async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError> {
+        let failure = self
+            .faults
+            .lock()
+            .expect("faults lock")
+            .network_failure
+            .clone();
+        if let Some(why) = failure {
+            return Err(DriverError::backend(
+                Op::Network,
+                InstanceId::from_uuid(uuid::Uuid::nil()),
+                anyhow::anyhow!(why),
+            ));
+        }
         let mut n = self.network.lock().expect("network lock");
         n.0 = desired.clone();
         n.1 += 1;

@@ -85,6 +85,10 @@ pub struct AgentConfig {
     /// message.
     #[serde(default = "default_network_resync")]
     pub network_resync_secs: f64,
+    /// How long a spawn waits for the host's data plane to carry its ports
+    /// before it fails (with the reason the last sync gave).
+    #[serde(default = "default_ports_ready")]
+    pub ports_ready_timeout_secs: f64,
 }
 
 /// What the scheduler may allocate on this host.
@@ -157,6 +161,10 @@ fn default_network_resync() -> f64 {
     60.0
 }
 
+fn default_ports_ready() -> f64 {
+    30.0
+}
+
 fn default_maintenance() -> f64 {
     600.0
 }
@@ -183,6 +191,7 @@ impl AgentConfig {
             inventory: InventoryConfig::default(),
             local_ip: None,
             network_resync_secs: default_network_resync(),
+            ports_ready_timeout_secs: default_ports_ready(),
         }
     }
 }

@@ -44,9 +44,6 @@ pub struct Agent {
     network: Arc<NetworkSync>,
 }
 
-/// How long a spawn waits for the host's data plane to carry its ports.
-const PORTS_READY_TIMEOUT: Duration = Duration::from_secs(30);
-
 impl Agent {
     /// An agent for `config.host`, talking over `bus`, driving `driver`.
     pub fn new(config: AgentConfig, bus: Arc<dyn Bus>, driver: Arc<dyn Driver>) -> Arc<Agent> {
@@ -156,18 +153,17 @@ impl Agent {
                 let ports: Vec<String> = spec.nics.iter().map(|n| n.port_id.clone()).collect();
                 let ready = self
                     .network
-                    .wait_for_ports(&ports, PORTS_READY_TIMEOUT)
+                    .wait_for_ports(
+                        &ports,
+                        Duration::from_secs_f64(self.config.ports_ready_timeout_secs),
+                    )
                     .await;
                 let spawned = match ready {
                     Ok(()) => self.driver.spawn(&spec).await,
-                    Err(missing) => Err(DriverError::backend(
+                    Err(why) => Err(DriverError::backend(
                         cloud_driver::Op::Spawn,
                         id,
-                        anyhow::anyhow!(
-                            "the host's network does not carry port(s) {} after {:?}",
-                            missing.join(", "),
-                            PORTS_READY_TIMEOUT
-                        ),
+                        anyhow::anyhow!(why),
                     )),
                 };
                 let event = match spawned {

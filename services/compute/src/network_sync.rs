@@ -31,6 +31,9 @@ pub struct Applied {
     pub ports: BTreeSet<String>,
     /// Applies so far.
     pub count: u64,
+    /// Why the last pull or apply failed, if it did (cleared by the next
+    /// success): a spawn that cannot get its ports says this.
+    pub last_error: Option<String>,
 }
 
 /// The handle the agent uses: ask for a sync, wait for ports.
@@ -68,13 +71,9 @@ impl NetworkSync {
     }
 
     /// Waits until the data plane carries every port of `ports`, asking for
-    /// a pull if it does not yet; gives up after `timeout` with the ports
-    /// still missing.
-    pub async fn wait_for_ports(
-        &self,
-        ports: &[String],
-        timeout: Duration,
-    ) -> Result<(), Vec<String>> {
+    /// a pull if it does not yet; gives up after `timeout`, saying which
+    /// ports are missing and why the last sync failed, if it did.
+    pub async fn wait_for_ports(&self, ports: &[String], timeout: Duration) -> Result<(), String> {
         let missing = |a: &Applied| -> Vec<String> {
             ports
                 .iter()
@@ -101,11 +100,22 @@ impl NetworkSync {
             }
         })
         .await;
-        let left = missing(&rx.borrow());
-        match (waited, left.is_empty()) {
-            (_, true) => Ok(()),
-            _ => Err(left),
+        let applied = rx.borrow().clone();
+        let left = missing(&applied);
+        if left.is_empty() {
+            return Ok(());
         }
+        let _ = waited;
+        Err(match applied.last_error {
+            Some(why) => format!(
+                "the host's network does not carry port(s) {} after {timeout:?}: {why}",
+                left.join(", ")
+            ),
+            None => format!(
+                "the host's network does not carry port(s) {} after {timeout:?}",
+                left.join(", ")
+            ),
+        })
     }
 
     /// Pulls and applies until the task is dropped.
@@ -116,7 +126,9 @@ impl NetworkSync {
                     let _ = tokio::time::timeout(resync, self.wake.notified()).await;
                 }
                 Err(e) => {
-                    tracing::warn!(host = %self.host, error = %e, "network sync failed; retrying");
+                    let why = format!("{e:#}");
+                    tracing::warn!(host = %self.host, error = %why, "network sync failed; retrying");
+                    self.applied_tx.send_modify(|a| a.last_error = Some(why));
                     tokio::time::sleep(RETRY_AFTER).await;
                 }
             }
@@ -155,6 +167,7 @@ impl NetworkSync {
             revision: state.revision,
             ports: state.ports.iter().map(|p| p.id.clone()).collect(),
             count: current.count + 1,
+            last_error: None,
         });
         Ok(())
     }
