@@ -88,6 +88,7 @@ async fn aio_serves_and_stops_cleanly() {
 
 /// Starts cloud-aio with the local fake host and `extra` arguments;
 /// returns the process, its base URL and an admin token.
+#[allow(clippy::zombie_processes)] // the caller kills it and waits for it
 async fn start_aio(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_cloud-aio"))
