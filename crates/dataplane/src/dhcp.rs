@@ -255,6 +255,7 @@ mod tests {
                         destination: Ipv4Cidr::parse("192.168.0.0/16").unwrap(),
                         nexthop: "10.0.0.254".parse().unwrap(),
                     }],
+                    dhcp_address: None,
                 },
                 SubnetSpec {
                     id: "s2".into(),
@@ -263,6 +264,7 @@ mod tests {
                     dhcp: false,
                     dns: Vec::new(),
                     host_routes: Vec::new(),
+                    dhcp_address: None,
                 },
             ],
             peers: Vec::new(),

@@ -145,6 +145,7 @@ fn state(local: &PortSpec, remote: &PortSpec, peer: Ipv4Addr) -> HostNetwork {
                 dhcp: true,
                 dns: Vec::new(),
                 host_routes: Vec::new(),
+                dhcp_address: None,
             }],
             peers: vec![peer],
             remote_ports: vec![RemotePort {
@@ -179,6 +180,7 @@ fn state(local: &PortSpec, remote: &PortSpec, peer: Ipv4Addr) -> HostNetwork {
             ],
             members: vec![ip(local), ip(remote)],
         }],
+        routers: Vec::new(),
     }
 }
 

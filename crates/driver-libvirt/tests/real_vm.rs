@@ -300,6 +300,7 @@ fn network_for(spec: &VmSpec) -> HostNetwork {
                     dhcp: n.dhcp,
                     dns: n.dns.clone(),
                     host_routes: Vec::new(),
+                    dhcp_address: None,
                 }],
                 peers: Vec::new(),
                 remote_ports: Vec::new(),
@@ -320,6 +321,7 @@ fn network_for(spec: &VmSpec) -> HostNetwork {
             })
             .collect(),
         security_groups: Vec::new(),
+        routers: Vec::new(),
     }
 }
 

@@ -28,6 +28,11 @@ pub struct HostNetwork {
     /// The security groups of those ports (with their rules) and the
     /// groups their rules name as remote (with their members' addresses).
     pub security_groups: Vec<SecurityGroupSpec>,
+    /// The routers this host runs (a host with the network role). Their
+    /// networks are in `networks`; their ports are not in `ports` (those
+    /// are guests' ports).
+    #[serde(default)]
+    pub routers: Vec<RouterSpec>,
 }
 
 impl HostNetwork {
@@ -100,6 +105,12 @@ pub struct SubnetSpec {
     pub dns: Vec<Ipv4Addr>,
     /// Static routes handed out (DHCP option 121).
     pub host_routes: Vec<cloud_model::network::HostRoute>,
+    /// Set when a router holds the gateway address: the network
+    /// namespace's own address on the subnet (its DHCP port), which serves
+    /// DHCP and metadata instead of the gateway. `None`: the namespace
+    /// holds the gateway itself.
+    #[serde(default)]
+    pub dhcp_address: Option<Ipv4Addr>,
 }
 
 /// A port of the network on another host.
@@ -195,4 +206,64 @@ pub struct RuleSpec {
     pub remote_ip_prefix: Option<String>,
     /// Remote group id: the rule matches the addresses of its members.
     pub remote_group: Option<String>,
+}
+
+/// A router a host runs: a namespace routing between its interfaces'
+/// subnets, and to the external network with SNAT and floating IPs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouterSpec {
+    /// Router id (names the namespace).
+    pub id: String,
+    /// Its interfaces on tenant subnets (each holds the subnet's gateway).
+    pub interfaces: Vec<RouterPort>,
+    /// Its leg on the external network, if it has a gateway.
+    pub gateway: Option<RouterGateway>,
+    /// Floating IPs associated through this router.
+    pub floating_ips: Vec<FloatingIpSpec>,
+    /// Extra static routes of the router (Neutron's `routes`).
+    pub routes: Vec<cloud_model::network::HostRoute>,
+}
+
+/// One interface of a router on a tenant subnet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterPort {
+    /// The port (names the devices).
+    pub port_id: String,
+    /// Its network.
+    pub network_id: String,
+    /// Its MAC.
+    pub mac: String,
+    /// Its address (the subnet's gateway).
+    pub address: Ipv4Addr,
+    /// The subnet.
+    pub cidr: Ipv4Cidr,
+}
+
+/// A router's leg on the external network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterGateway {
+    /// The gateway port.
+    pub port_id: String,
+    /// The external network.
+    pub network_id: String,
+    /// Its MAC.
+    pub mac: String,
+    /// The router's address on the external subnet.
+    pub address: Ipv4Addr,
+    /// The external subnet.
+    pub cidr: Ipv4Cidr,
+    /// The external subnet's gateway: the router's default route.
+    pub next_hop: Option<Ipv4Addr>,
+    /// Whether the router's subnets reach out with its address (SNAT).
+    pub snat: bool,
+}
+
+/// A floating IP: traffic to `floating_ip` goes to `fixed_ip`, and
+/// `fixed_ip`'s traffic out leaves as `floating_ip`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpSpec {
+    /// The external address.
+    pub floating_ip: Ipv4Addr,
+    /// The guest's address behind it.
+    pub fixed_ip: Ipv4Addr,
 }

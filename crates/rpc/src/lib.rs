@@ -51,6 +51,10 @@ pub enum ConductorMsg {
         /// carries no overlay (the fake driver without one configured).
         #[serde(default)]
         local_ip: Option<Ipv4Addr>,
+        /// Whether the host runs routers (the network role): routers are
+        /// placed only on such hosts.
+        #[serde(default)]
+        network_node: bool,
     },
     /// A service is alive.
     Heartbeat {

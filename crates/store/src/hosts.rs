@@ -33,6 +33,8 @@ pub struct HostReport {
     pub availability_zone: String,
     /// Address of the host, if known.
     pub host_ip: Option<String>,
+    /// Whether the host runs routers.
+    pub network_node: bool,
     /// `(class, reserved, allocation_ratio)` per resource class.
     pub inventory: Vec<(String, i64, f64)>,
 }
@@ -83,6 +85,8 @@ pub struct ComputeNode {
     pub availability_zone: String,
     /// Host address.
     pub host_ip: Option<String>,
+    /// Whether the host runs routers (the network role).
+    pub network_node: bool,
     /// VCPU inventory.
     pub vcpu: InventoryState,
     /// MEMORY_MB inventory.
@@ -136,7 +140,7 @@ impl ServiceRecord {
 
 const NODE_SELECT: &str = "SELECT n.host, n.provider_id, rp.generation, n.hypervisor_type, \
     n.hypervisor_version, n.cpu_arch, n.numa_topology, n.availability_zone, n.host_ip, \
-    v.total AS v_total, v.reserved AS v_reserved, v.allocation_ratio AS v_ratio, v.used AS v_used, \
+    n.network_node, v.total AS v_total, v.reserved AS v_reserved, v.allocation_ratio AS v_ratio, v.used AS v_used, \
     m.total AS m_total, m.reserved AS m_reserved, m.allocation_ratio AS m_ratio, m.used AS m_used, \
     d.total AS d_total, d.reserved AS d_reserved, d.allocation_ratio AS d_ratio, d.used AS d_used, \
     s.disabled, s.disabled_reason, s.forced_down, s.last_seen_up \
@@ -167,6 +171,7 @@ fn node_from(r: &AnyRow) -> Result<ComputeNode, Error> {
         numa_topology: r.json("numa_topology")?,
         availability_zone: r.text("availability_zone")?,
         host_ip: r.opt_text("host_ip")?,
+        network_node: r.flag("network_node")?,
         vcpu: inventory(r, "v")?,
         memory_mb: inventory(r, "m")?,
         disk_gb: inventory(r, "d")?,
@@ -257,12 +262,14 @@ impl Store {
         sqlx::query(
             "INSERT INTO compute_nodes (host, provider_id, hypervisor_type, hypervisor_version, \
              cpu_arch, vcpus, memory_mb, disk_gb, numa_topology, availability_zone, host_ip, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+             created_at, updated_at, network_node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13) \
              ON CONFLICT (host) DO UPDATE SET hypervisor_type = excluded.hypervisor_type, \
              hypervisor_version = excluded.hypervisor_version, cpu_arch = excluded.cpu_arch, \
              vcpus = excluded.vcpus, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, \
              numa_topology = excluded.numa_topology, availability_zone = excluded.availability_zone, \
-             host_ip = excluded.host_ip, updated_at = excluded.updated_at",
+             host_ip = excluded.host_ip, updated_at = excluded.updated_at, \
+             network_node = excluded.network_node",
         )
         .bind(&rep.host)
         .bind(provider.to_string())
@@ -276,6 +283,7 @@ impl Store {
         .bind(&rep.availability_zone)
         .bind(rep.host_ip.clone())
         .bind(now.micros())
+        .bind(crate::db::flag(rep.network_node))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "data_plane",
         include_str!("../../../migrations/0003_data_plane.sql"),
     ),
+    (4, "l3", include_str!("../../../migrations/0004_l3.sql")),
 ];
 
 fn migrator() -> Migrator {

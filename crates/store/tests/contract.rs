@@ -339,6 +339,7 @@ both_backends!(placement_claims_are_atomic, |db: TestDb| async move {
             numa_topology: serde_json::json!([]),
             availability_zone: "nova".into(),
             host_ip: None,
+            network_node: false,
             inventory: vec![("VCPU".into(), 0, 1.0)],
         })
         .await
@@ -404,6 +405,7 @@ both_backends!(placement_claims_are_atomic, |db: TestDb| async move {
             numa_topology: serde_json::json!([]),
             availability_zone: "nova".into(),
             host_ip: None,
+            network_node: false,
             inventory: Vec::new(),
         })
         .await

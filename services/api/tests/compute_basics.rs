@@ -1115,6 +1115,7 @@ async fn availability_zones(api: &TestApi) {
             numa_topology: json!([]),
             availability_zone: "az1".into(),
             host_ip: None,
+            network_node: false,
             inventory: vec![],
         })
         .await

@@ -80,6 +80,10 @@ pub struct AgentConfig {
     /// networks local to it (and flat/VLAN ones).
     #[serde(default)]
     pub local_ip: Option<std::net::Ipv4Addr>,
+    /// Whether this host runs routers (the network role). Its data plane
+    /// needs the external networks' physical interfaces.
+    #[serde(default)]
+    pub network_node: bool,
     /// Seconds between full pulls of the host's desired data plane, on top
     /// of the pulls the control plane asks for: a safety net for a lost
     /// message.
@@ -190,6 +194,7 @@ impl AgentConfig {
             max_concurrent_operations: default_concurrency(),
             inventory: InventoryConfig::default(),
             local_ip: None,
+            network_node: false,
             network_resync_secs: default_network_resync(),
             ports_ready_timeout_secs: default_ports_ready(),
         }

@@ -122,6 +122,7 @@ impl Agent {
             vms,
             startup,
             local_ip: self.config.local_ip,
+            network_node: self.config.network_node,
         };
         self.send(&msg, "req-host-report").await;
         Ok(())

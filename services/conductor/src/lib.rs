@@ -78,6 +78,7 @@ impl Conductor {
                 vms,
                 startup,
                 local_ip,
+                network_node,
             } => {
                 self.host_report(
                     &host,
@@ -86,7 +87,7 @@ impl Conductor {
                     inventory,
                     &vms,
                     startup,
-                    local_ip,
+                    (local_ip, network_node),
                 )
                 .await
             }

@@ -61,6 +61,7 @@ impl Conductor {
             networks,
             ports: ports.iter().map(port_spec).collect(),
             security_groups,
+            routers: Vec::new(),
         })
     }
 
@@ -101,6 +102,7 @@ impl Conductor {
                     dhcp: s.enable_dhcp,
                     dns: s.dns_nameservers.clone(),
                     host_routes: s.host_routes.clone(),
+                    dhcp_address: None,
                 })
                 .collect(),
             peers: peers.into_iter().collect(),

@@ -23,7 +23,7 @@ impl Conductor {
         inventory: Vec<(String, i64, f64)>,
         vms: &[VmInfo],
         startup: bool,
-        local_ip: Option<std::net::Ipv4Addr>,
+        (local_ip, network_node): (Option<std::net::Ipv4Addr>, bool),
     ) -> Result<(), Error> {
         self.store
             .host_register(&HostReport {
@@ -37,6 +37,7 @@ impl Conductor {
                 numa_topology: serde_json::to_value(&resources.numa_cells).unwrap_or_default(),
                 availability_zone: availability_zone.to_owned(),
                 host_ip: local_ip.map(|ip| ip.to_string()),
+                network_node,
                 inventory,
             })
             .await?;

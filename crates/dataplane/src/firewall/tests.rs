@@ -61,6 +61,7 @@ fn state() -> HostNetwork {
             ],
             members: vec![Ipv4Cidr::parse("10.0.0.5/32").unwrap()],
         }],
+        routers: Vec::new(),
     }
 }
 
