@@ -138,6 +138,7 @@ pub async fn register_hosts(store: &Store, count: usize, host: FakeConfig) -> an
                 numa_topology: serde_json::to_value(&resources.numa_cells).unwrap_or_default(),
                 availability_zone: "nova".to_owned(),
                 host_ip: None,
+                network_node: false,
                 inventory: inventory.clone(),
             };
             async move { store.host_register(&report).await }
