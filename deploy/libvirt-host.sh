@@ -20,7 +20,7 @@ PACKAGES=(
     qemu-system-x86 qemu-utils
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
     genisoimage dnsmasq-base bridge-utils iproute2 pkg-config procps libxml2-utils
-    nftables busybox iperf3
+    nftables conntrack busybox iperf3
 )
 
 missing=()

@@ -328,6 +328,40 @@ async fn metadata_answers_each_guest_with_its_own_data() {
     assert!(!get(&md1, "/latest/meta-data/instance-id").await.is_empty());
     let meta2 = get(&md2, "/openstack/latest/meta_data.json").await;
     assert!(meta2.contains(&md2.id), "md2 got {meta2}");
+    // The proxy leads to the metadata endpoint and nowhere else of the API.
+    for path in ["/../metrics", "/%2e%2e/identity/v3", "/..%2fidentity/v3"] {
+        let body = get(&md1, path).await;
+        assert!(
+            !body.contains("# HELP") && !body.contains("\"version\""),
+            "{path} reached the API: {body}"
+        );
+    }
+
+    // Another project's member points its own port at md1: its guest still
+    // gets nothing of md1.
+    let bob = cloud.member("proj-md").await;
+    let bob_net = cloud.network(&bob, "bob-net", "10.93.0.0/24").await;
+    let md3 = cloud.boot(&bob, "md3", &bob_net, None, json!({})).await;
+    let r = bob
+        .client
+        .get(&format!("/network/v2.0/ports?device_id={}", md3.id))
+        .await;
+    let port = r.body["ports"][0]["id"].as_str().unwrap().to_owned();
+    let r = bob
+        .client
+        .put(
+            &format!("/network/v2.0/ports/{port}"),
+            json!({"port": {"device_id": md1.id}}),
+        )
+        .await;
+    if r.status == 200 {
+        // Give the host time to take the change, then ask.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let theirs = get(&md3, "/openstack/latest/meta_data.json").await;
+        assert!(!theirs.contains(&md1.id), "md3 got md1's data: {theirs}");
+        let data = get(&md3, "/openstack/latest/user_data").await;
+        assert!(!data.contains("data-of-md1"), "md3 got md1's user data");
+    }
 
     // md2 takes md1's address: anti-spoofing drops what it sends, so it
     // learns nothing about md1.

@@ -454,6 +454,8 @@ async fn an_admin_forces_a_host_and_a_member_cannot() {
         let s = wait_for_status(&admin.client, &id, &["ACTIVE", "ERROR"], T).await;
         assert_eq!(s["status"], "ACTIVE", "{s}");
         assert_eq!(host_of(&s), host);
+        // The zone shows without the forced host, as in Nova.
+        assert_eq!(s["OS-EXT-AZ:availability_zone"], "nova", "{s}");
     }
     let r = boot(
         &admin.client,

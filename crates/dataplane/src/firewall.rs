@@ -30,8 +30,10 @@ use std::fmt::Write;
 
 /// The ruleset for `desired`, in `nft -f` syntax: deletes our tables (if
 /// they exist) and recreates them, all in one transaction; with nothing
-/// on the host, only deletes them.
-pub fn ruleset(table: &str, desired: &HostNetwork) -> String {
+/// on the host, only deletes them. `zones` gives each network its
+/// connection-tracking zone (stable across applies: a renumbered zone
+/// would drop live connections).
+pub fn ruleset(table: &str, desired: &HostNetwork, zones: &BTreeMap<String, u16>) -> String {
     let filtered: Vec<&PortSpec> = desired.ports.iter().filter(|p| p.port_security).collect();
     let groups: BTreeMap<&str, (usize, &SecurityGroupSpec)> = desired
         .security_groups
@@ -48,7 +50,7 @@ pub fn ruleset(table: &str, desired: &HostNetwork) -> String {
         return out;
     }
     bridge_table(&mut out, table, desired, &filtered);
-    inet_table(&mut out, table, desired, &filtered, &groups);
+    inet_table(&mut out, table, desired, zones, &filtered, &groups);
     out
 }
 
@@ -95,11 +97,20 @@ fn bridge_table(out: &mut String, table: &str, desired: &HostNetwork, filtered: 
             .collect();
         let _ = writeln!(out, "    oifname vmap {{ {} }}", entries.join(", "));
     }
-    out.push_str("  }\n");
+    // Nothing goes to a tap whose port this host has no rules for.
+    let known: Vec<String> = desired
+        .ports
+        .iter()
+        .map(|p| format!("\"{}\"", tap(p)))
+        .collect();
+    if !known.is_empty() {
+        let _ = writeln!(out, "    oifname {{ {} }} accept", known.join(", "));
+    }
+    out.push_str("    oifname \"tap*\" drop\n  }\n");
     for i in 0..filtered.len() {
         let _ = writeln!(
             out,
-            "  chain to_{n} {{\n    meta mark set meta mark or 0x{m:08x}\n  }}",
+            "  chain to_{n} {{\n    ether type {{ 0x8100, 0x88a8 }} drop\n    meta mark set meta mark or 0x{m:08x}\n  }}",
             n = index(i),
             m = index(i) << 16
         );
@@ -113,6 +124,9 @@ fn bridge_table(out: &mut String, table: &str, desired: &HostNetwork, filtered: 
 /// router advertisements as a server.
 fn anti_spoofing_chain(out: &mut String, n: usize, p: &PortSpec) {
     let _ = writeln!(out, "  chain from_{n} {{");
+    // A VLAN tag (even priority-tagged, id 0) would carry the frame past
+    // the IP hooks where security groups are: guests send untagged.
+    out.push_str("    ether type { 0x8100, 0x88a8 } drop\n");
     let _ = writeln!(out, "    meta mark set 0x{n:08x}");
     out.push_str("    udp sport 67 drop\n");
     out.push_str("    icmpv6 type nd-router-advert drop\n");
@@ -154,6 +168,7 @@ fn inet_table(
     out: &mut String,
     table: &str,
     desired: &HostNetwork,
+    zones: &BTreeMap<String, u16>,
     filtered: &[&PortSpec],
     groups: &BTreeMap<&str, (usize, &SecurityGroupSpec)>,
 ) {
@@ -171,20 +186,27 @@ fn inet_table(
         out.push_str("  }\n");
     }
     // One tracking zone per network (bridged traffic enters the inet hooks
-    // with the bridge as its input device).
-    if !desired.networks.is_empty() {
-        let zones: Vec<String> = desired
-            .networks
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("\"{}\" : {}", crate::names::bridge_name(&n.id), i + 1))
-            .collect();
+    // with the bridge as its input device), set before defragmentation
+    // (-400) so fragments of two networks are never reassembled together.
+    let zone_map: Vec<String> = desired
+        .networks
+        .iter()
+        .filter_map(|n| {
+            let z = zones.get(&n.id)?;
+            Some(format!("\"{}\" : {z}", crate::names::bridge_name(&n.id)))
+        })
+        .collect();
+    if !zone_map.is_empty() {
         let _ = writeln!(
             out,
-            "  chain zones {{\n    type filter hook prerouting priority -300; policy accept;\n    ct zone set iifname map {{ {} }}\n  }}",
-            zones.join(", ")
+            "  chain zones {{\n    type filter hook prerouting priority -450; policy accept;\n    ct zone set iifname map {{ {} }}\n  }}",
+            zone_map.join(", ")
         );
     }
+    // Guests never reach the host itself through a network's bridge.
+    out.push_str(
+        "  chain host {\n    type filter hook input priority 0; policy accept;\n    iifname \"brq*\" drop\n  }\n",
+    );
     out.push_str("  chain egress {\n    type filter hook prerouting priority 0; policy accept;\n");
     if !filtered.is_empty() {
         let entries: Vec<String> = (0..filtered.len())

@@ -16,20 +16,22 @@
 
 pub mod cmd;
 pub mod config;
+mod conntrack;
 mod dhcp;
 pub mod firewall;
 mod metadata_proxy;
 pub mod names;
 pub mod netns;
 pub mod network;
+mod record;
 
 pub use config::{DataPlaneConfig, MetadataProxyConfig};
 
 use anyhow::Context;
 use cloud_driver::HostNetwork;
 use cloud_driver::network::SegmentSpec;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use record::Record;
+use std::collections::{BTreeMap, HashMap};
 
 /// One host's data plane.
 pub struct DataPlane {
@@ -37,6 +39,9 @@ pub struct DataPlane {
     /// Applies never overlap.
     applying: tokio::sync::Mutex<()>,
     proxies: Option<metadata_proxy::Proxies>,
+    /// Each port's filtering at the last apply (to forget flows it no
+    /// longer allows).
+    filters: tokio::sync::Mutex<HashMap<String, conntrack::PortFilter>>,
 }
 
 impl DataPlane {
@@ -48,6 +53,7 @@ impl DataPlane {
             config,
             applying: tokio::sync::Mutex::new(()),
             proxies,
+            filters: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -73,37 +79,42 @@ impl DataPlane {
     /// Brings the host in line with `desired` (see the crate docs):
     /// removes the networks it no longer has ports on, builds or repairs
     /// the others, then replaces the filtering rules and the metadata
-    /// proxies. A network that fails does not stop the others; the first
-    /// error is returned after all were tried (the agent retries).
-    pub async fn apply(&self, desired: &HostNetwork) -> anyhow::Result<()> {
+    /// proxies, and forgets the flows of ports whose filtering changed.
+    /// A network that fails does not stop the others: the result names
+    /// each failed network with why, and its ports are not ready. An error
+    /// is returned only when the host as a whole could not be set up (no
+    /// filtering possible).
+    pub async fn apply(&self, desired: &HostNetwork) -> anyhow::Result<BTreeMap<String, String>> {
         let _applying = self.applying.lock().await;
         let dir = &self.config.state_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         self.enable_bridge_filtering().await?;
-        let mut first_error: Option<anyhow::Error> = None;
-        let mut record = self.load_record();
-        let wanted: BTreeMap<String, SegmentSpec> = desired
+        let mut failed = BTreeMap::new();
+        let mut record = Record::load(dir);
+        let wanted: BTreeMap<&str, &SegmentSpec> = desired
             .networks
             .iter()
-            .map(|n| (n.id.clone(), n.segment.clone()))
+            .map(|n| (n.id.as_str(), &n.segment))
             .collect();
-        for (id, seg) in record.clone() {
-            if wanted.get(&id) == Some(&seg) {
+        for (id, rec) in record.networks.clone() {
+            if wanted.get(id.as_str()) == Some(&&rec.segment) {
                 continue;
             }
-            match self.network_remove(&id, &seg).await {
+            match self.network_remove(&id, &rec.segment).await {
                 Ok(()) => {
-                    record.remove(&id);
+                    record.networks.remove(&id);
                 }
                 Err(e) => {
-                    first_error.get_or_insert(e.context(format!("removing network {id}")));
+                    tracing::warn!(network = %id, error = %format!("{e:#}"), "network not removed");
                 }
             }
         }
         // Recorded before they are built: a network half-built by an agent
         // that died is still ours to remove.
-        record.extend(wanted);
-        self.save_record(&record)?;
+        for (id, seg) in &wanted {
+            record.add(id, seg);
+        }
+        record.save(dir)?;
         for net in &desired.networks {
             let ports: Vec<_> = desired
                 .ports
@@ -111,21 +122,26 @@ impl DataPlane {
                 .filter(|p| p.network_id == net.id)
                 .collect();
             if let Err(e) = self.network_ensure(net, &ports).await {
-                tracing::warn!(network = %net.id, error = %format!("{e:#}"), "network not applied");
-                first_error.get_or_insert(e.context(format!("network {}", net.id)));
+                let why = format!("{e:#}");
+                tracing::warn!(network = %net.id, error = %why, "network not applied");
+                failed.insert(net.id.clone(), why);
             }
         }
-        let rules = firewall::ruleset(&self.config.nft_table, desired);
+        let zones = record.zones();
+        let rules = firewall::ruleset(&self.config.nft_table, desired, &zones);
         cmd::run_in_with_input(self.host_namespace(), "nft", ["-f", "-"], Some(&rules))
             .await
             .context("cannot load the filtering rules")?;
+        let filters = conntrack::filters(desired, &zones);
+        {
+            let before = self.filters.lock().await;
+            conntrack::flush(self.host_namespace(), &conntrack::stale(&before, &filters)).await;
+        }
+        *self.filters.lock().await = filters;
         if let Some(p) = &self.proxies {
             p.sync(desired, |net| network::namespace(self, net));
         }
-        match first_error {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        Ok(failed)
     }
 
     /// Bridged IP traffic must go through the `inet` hooks, where
@@ -134,7 +150,11 @@ impl DataPlane {
         cmd::run_in(
             self.host_namespace(),
             "sysctl",
-            ["-qw", "net.bridge.bridge-nf-call-iptables=1"],
+            [
+                "-qw",
+                "net.bridge.bridge-nf-call-iptables=1",
+                "net.bridge.bridge-nf-call-ip6tables=1",
+            ],
         )
         .await
         .context(
@@ -142,25 +162,5 @@ impl DataPlane {
              security groups cannot be enforced",
         )?;
         Ok(())
-    }
-
-    fn record_path(&self) -> PathBuf {
-        self.config.state_dir.join("networks.json")
-    }
-
-    /// The networks this data plane built (and not yet removed).
-    fn load_record(&self) -> BTreeMap<String, SegmentSpec> {
-        std::fs::read(self.record_path())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    fn save_record(&self, record: &BTreeMap<String, SegmentSpec>) -> anyhow::Result<()> {
-        let path = self.record_path();
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write {}", path.display()))
     }
 }

@@ -59,6 +59,8 @@ impl Proxies {
             running: Mutex::new(HashMap::new()),
             client: reqwest::Client::builder()
                 .timeout(UPSTREAM_TIMEOUT)
+                // The API's answer is passed on, never followed elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
         }
@@ -140,6 +142,50 @@ impl Drop for Proxies {
     }
 }
 
+/// The API URL a guest's request target maps to: the metadata base plus
+/// the path, or `None` when the path could leave the base (dot segments,
+/// encoded or not, backslashes) — guests reach the metadata endpoint and
+/// nothing else of the API.
+fn upstream_url(base: &str, target: &str) -> Option<reqwest::Url> {
+    let (path, _query) = target.split_once('?').unwrap_or((target, ""));
+    if !path.starts_with('/') {
+        return None;
+    }
+    let decoded = percent_decoded(path)?;
+    if decoded.contains('\\')
+        || decoded
+            .split('/')
+            .any(|seg| seg == "." || seg == ".." || seg.contains('\0'))
+    {
+        return None;
+    }
+    let base = reqwest::Url::parse(base.trim_end_matches('/')).ok()?;
+    let url = reqwest::Url::parse(&format!("{base}{target}")).ok()?;
+    let same_origin = url.origin() == base.origin();
+    (same_origin && url.path().starts_with(base.path())).then_some(url)
+}
+
+/// `%XX` decoded (twice encoded stays encoded once, which the dot check
+/// then still sees as text, not as a dot); `None` for invalid UTF-8.
+fn percent_decoded(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn text(status: StatusCode, body: &str) -> Response {
     (
         status,
@@ -178,11 +224,13 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let url = format!("{}{path}", s.config.api_url.trim_end_matches('/'));
+    let Some(url) = upstream_url(&s.config.api_url, path) else {
+        return text(StatusCode::NOT_FOUND, "Not found.\n");
+    };
     let id = instance.to_string();
     let upstream = s
         .client
-        .request(req.method().clone(), &url)
+        .request(req.method().clone(), url.clone())
         .header(metadata::INSTANCE_ID_HEADER, &id)
         .header(
             metadata::SIGNATURE_HEADER,
@@ -213,6 +261,34 @@ async fn forward(
                 StatusCode::BAD_GATEWAY,
                 "The metadata service is unreachable.\n",
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upstream_url;
+
+    #[test]
+    fn guests_reach_the_metadata_endpoint_and_nothing_else() {
+        let base = "http://127.0.0.1:8080/metadata";
+        let ok = upstream_url(base, "/openstack/latest/meta_data.json?x=1").unwrap();
+        assert_eq!(
+            ok.as_str(),
+            "http://127.0.0.1:8080/metadata/openstack/latest/meta_data.json?x=1"
+        );
+        assert!(upstream_url(base, "/latest/meta-data/").is_some());
+        for bad in [
+            "/../metrics",
+            "/%2e%2e/identity/v3",
+            "/%2E%2e/x",
+            "/a/./b",
+            "/a\\..\\b",
+            "/a/%5c../b",
+            "http://evil/",
+            "@evil/x",
+        ] {
+            assert!(upstream_url(base, bad).is_none(), "{bad} was let through");
         }
     }
 }

@@ -76,6 +76,15 @@ impl DataPlane {
         let bridge = bridge_name(&net.id);
         self.ensure_link(&bridge, &["link", "add", "name", &bridge, "type", "bridge"])
             .await?;
+        // No IPv6 on the bridge either: no link-local address guests could
+        // reach the host at, no router advertisement from a guest setting
+        // the host's routes (before it is up, so none is ever configured).
+        cmd::run_in(
+            self.host_namespace(),
+            "sysctl",
+            ["-qw", &format!("net/ipv6/conf/{bridge}/disable_ipv6=1")],
+        )
+        .await?;
         self.ip(["link", "set", "dev", &bridge, "up"]).await?;
         self.uplink_ensure(net, &bridge).await?;
         self.namespace_ensure(net, &bridge).await?;

@@ -293,6 +293,23 @@ async fn two_hosts_carry_a_network_filter_it_and_tear_it_down() {
     assert!(ping(&g1, "10.251.0.12").await, "g1 cannot reach g2");
     assert!(ping(&g2, "10.251.0.11").await, "g2 cannot reach g1");
     assert!(ping(&g1, "10.251.0.1").await, "g1 cannot reach its gateway");
+    // The bridge has no address of any kind: no IPv6 link-local either.
+    let v6 = sh(&[
+        "ip",
+        "-n",
+        &h1,
+        "-6",
+        "addr",
+        "show",
+        "dev",
+        &bridge_name("kt-net"),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        !v6.contains("inet6"),
+        "the bridge has an IPv6 address: {v6}"
+    );
     // The host's own underlay address is not reachable from the guest.
     assert!(!ping(&g1, "10.250.0.1").await, "a guest reached its host");
 

@@ -284,7 +284,10 @@ impl Driver for FakeDriver {
             .collect())
     }
 
-    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError> {
+    async fn apply_network(
+        &self,
+        desired: &HostNetwork,
+    ) -> Result<cloud_driver::NetworkApplied, DriverError> {
         let failure = self
             .faults
             .lock()
@@ -301,7 +304,7 @@ impl Driver for FakeDriver {
         let mut n = self.network.lock().expect("network lock");
         n.0 = desired.clone();
         n.1 += 1;
-        Ok(())
+        Ok(cloud_driver::NetworkApplied::default())
     }
 
     async fn console_output(

@@ -315,10 +315,14 @@ impl Driver for LibvirtDriver {
         power::list(self).await
     }
 
-    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError> {
+    async fn apply_network(
+        &self,
+        desired: &HostNetwork,
+    ) -> Result<cloud_driver::NetworkApplied, DriverError> {
         self.dataplane
             .apply(desired)
             .await
+            .map(|failed| cloud_driver::NetworkApplied { failed })
             .map_err(|e| DriverError::backend(Op::Network, host_id(), e))
     }
 

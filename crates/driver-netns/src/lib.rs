@@ -253,10 +253,14 @@ impl Driver for NetnsDriver {
             .map_err(|e| DriverError::backend(Op::Console, id, e))
     }
 
-    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError> {
+    async fn apply_network(
+        &self,
+        desired: &HostNetwork,
+    ) -> Result<cloud_driver::NetworkApplied, DriverError> {
         self.dataplane
             .apply(desired)
             .await
+            .map(|failed| cloud_driver::NetworkApplied { failed })
             .map_err(|e| DriverError::backend(Op::Network, host_id(), e))
     }
 }

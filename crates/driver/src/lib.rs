@@ -13,7 +13,7 @@ pub mod network;
 mod spec;
 
 pub use error::{DriverError, Op};
-pub use network::HostNetwork;
+pub use network::{HostNetwork, NetworkApplied};
 pub use spec::*;
 
 use async_trait::async_trait;
@@ -67,8 +67,10 @@ pub trait Driver: Send + Sync + 'static {
     /// Whatever the data plane holds that `desired` does not name is
     /// removed. The agent calls it at start, whenever the control plane
     /// says the host's state changed, and before a spawn whose ports it
-    /// has not applied yet; calls never overlap. Idempotent.
-    async fn apply_network(&self, desired: &HostNetwork) -> Result<(), DriverError>;
+    /// has not applied yet; calls never overlap. Idempotent. A network
+    /// that cannot be set up is reported in the result (its ports are not
+    /// ready) without failing the others; an error means nothing could be.
+    async fn apply_network(&self, desired: &HostNetwork) -> Result<NetworkApplied, DriverError>;
 
     /// Housekeeping the agent runs every `maintenance_secs` (the libvirt
     /// driver removes cached base images no instance has used for a while).

@@ -47,6 +47,14 @@ impl HostNetwork {
     }
 }
 
+/// What applying a host's network achieved: the networks that could not
+/// be set up, with why. Their ports are not ready; the others are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkApplied {
+    /// Network id -> why it failed.
+    pub failed: std::collections::BTreeMap<String, String>,
+}
+
 /// How a network's frames leave the host.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

@@ -390,6 +390,16 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The availability zone the server is in, as users see it: the
+    /// requested `zone:host[:node]` without the host an admin forced it
+    /// on (Nova shows the zone only); `nova` when none was named.
+    pub fn zone(&self) -> &str {
+        match self.availability_zone.split(':').next() {
+            Some(z) if !z.is_empty() => z,
+            _ => "nova",
+        }
+    }
+
     /// The API status.
     pub fn status(&self) -> &'static str {
         api_status(self.vm_state, self.task_state)

@@ -72,6 +72,18 @@ impl Store {
         Ok(by_port.into_values().collect())
     }
 
+    /// The networks with a port bound to `host`.
+    pub async fn networks_bound_on_host(&self, host: &str) -> Result<Vec<NetworkId>, Error> {
+        sqlx::query("SELECT DISTINCT network_id FROM ports WHERE binding_host = $1")
+            .bind(host)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| r.parsed("network_id", NetworkId::parse))
+            .collect()
+    }
+
     /// The underlay addresses the hosts reported (hosts without one are
     /// left out: they carry no overlay).
     pub async fn host_underlay_ips(

@@ -136,18 +136,13 @@ impl NetworkSync {
     }
 
     async fn sync_once(&self) -> anyhow::Result<()> {
+        // Pulls never overlap (one task), so the state pulled last is the
+        // newest: no revision check, which conductors' clocks could fool.
         let state = self.pull().await?;
         let current = self.applied();
-        if state.revision < current.revision {
-            tracing::debug!(
-                revision = state.revision,
-                applied = current.revision,
-                "ignoring an older network state"
-            );
-            return Ok(());
-        }
         let started = std::time::Instant::now();
-        self.driver
+        let outcome = self
+            .driver
             .apply_network(&state)
             .await
             .map_err(|e| anyhow::anyhow!(e.full_message()))?;
@@ -163,13 +158,32 @@ impl NetworkSync {
             ports = state.ports.len(),
             "network state applied"
         );
+        // Ports of a network that failed are not ready; the failure is
+        // what a spawn waiting for them reports.
+        let last_error = (!outcome.failed.is_empty()).then(|| {
+            outcome
+                .failed
+                .iter()
+                .map(|(net, why)| format!("network {net}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         self.applied_tx.send_replace(Applied {
             revision: state.revision,
-            ports: state.ports.iter().map(|p| p.id.clone()).collect(),
+            ports: state
+                .ports
+                .iter()
+                .filter(|p| !outcome.failed.contains_key(&p.network_id))
+                .map(|p| p.id.clone())
+                .collect(),
             count: current.count + 1,
-            last_error: None,
+            last_error: last_error.clone(),
         });
-        Ok(())
+        match last_error {
+            // Retried like a failed pull; the ports that are ready stay so.
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => Ok(()),
+        }
     }
 
     async fn pull(&self) -> anyhow::Result<HostNetwork> {

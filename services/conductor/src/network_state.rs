@@ -17,7 +17,7 @@ use cloud_driver::network::{
     SecurityGroupSpec, SegmentSpec, SubnetSpec,
 };
 use cloud_model::network::{Network, NetworkType, Port, SecurityGroupRule};
-use cloud_model::{Error, NetworkId, SecurityGroupId, Timestamp};
+use cloud_model::{Error, InstanceId, NetworkId, ProjectId, SecurityGroupId, Timestamp};
 use cloud_rpc::ComputeMsg;
 use cloud_store::{BoundPort, PortFilter, Scope};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,10 +56,30 @@ impl Conductor {
             networks.push(self.network_spec(&net, host, &bound, &underlay).await?);
         }
         let security_groups = self.security_group_specs(&ports).await?;
+        // The metadata proxy answers a port's guest with the data of the
+        // server it names, so a port names only a live server of its own
+        // project on this host: `device_id` is the user's to write.
+        let servers: BTreeMap<InstanceId, ProjectId> = self
+            .store
+            .instances_on_host(host)
+            .await?
+            .into_iter()
+            .filter(|i| i.deleted_at.is_none())
+            .map(|i| (i.id, i.project_id))
+            .collect();
         Ok(HostNetwork {
             revision,
             networks,
-            ports: ports.iter().map(port_spec).collect(),
+            ports: ports
+                .iter()
+                .map(|p| {
+                    let mut spec = port_spec(p);
+                    spec.instance_id = p
+                        .device_id
+                        .filter(|id| servers.get(id) == Some(&p.project_id));
+                    spec
+                })
+                .collect(),
             security_groups,
             routers: Vec::new(),
         })
@@ -236,6 +256,8 @@ fn rule_spec(r: &SecurityGroupRule) -> Option<RuleSpec> {
     let protocol = match r.protocol.as_deref() {
         None | Some("") | Some("any") => None,
         Some(p) => match protocol_number(p) {
+            // Neutron takes "icmp" in an IPv6 rule as ICMPv6.
+            Some(1) if ethertype == EtherType::IPv6 => Some(58),
             Some(n) => Some(n),
             None => {
                 tracing::warn!(rule = %r.id, protocol = p, "rule with an unknown protocol left out");
@@ -267,6 +289,8 @@ fn protocol_number(p: &str) -> Option<u8> {
         "tcp" => 6,
         "egp" => 8,
         "udp" => 17,
+        "ipip" => 4,
+        "dccp" => 33,
         "ipv6-encap" => 41,
         "ipv6-route" => 43,
         "ipv6-frag" => 44,

@@ -25,6 +25,12 @@ impl Conductor {
         startup: bool,
         (local_ip, network_node): (Option<std::net::Ipv4Addr>, bool),
     ) -> Result<(), Error> {
+        let before = self
+            .store
+            .compute_node(host)
+            .await
+            .ok()
+            .and_then(|n| n.host_ip);
         self.store
             .host_register(&HostReport {
                 host: host.to_owned(),
@@ -42,6 +48,15 @@ impl Conductor {
             })
             .await?;
         tracing::info!(%host, vms = vms.len(), startup, "host registered");
+        let now = local_ip.map(|ip| ip.to_string());
+        if before.is_some() && before != now {
+            // Other hosts send this host's overlay traffic to the address
+            // they were given: give them the new one now.
+            tracing::info!(%host, ?before, ?now, "the host's underlay address changed");
+            let networks = self.store.networks_bound_on_host(host).await?;
+            self.network_changed(&networks, &[], &[], "req-underlay-changed")
+                .await?;
+        }
         self.power_sync(host, 0, vms, startup).await
     }
 

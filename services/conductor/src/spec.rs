@@ -80,7 +80,7 @@ impl Conductor {
                 (Some(n), Some(k)) => Some((n.clone(), k.clone())),
                 _ => None,
             },
-            availability_zone: inst.availability_zone.clone(),
+            availability_zone: inst.zone().to_owned(),
             launch_index: u32::try_from(inst.launch_index).unwrap_or(0),
             numa,
         })

@@ -65,6 +65,10 @@ fn state() -> HostNetwork {
     }
 }
 
+fn zones() -> BTreeMap<String, u16> {
+    BTreeMap::from([("net-1".to_owned(), 7)])
+}
+
 fn has(text: &str, line: &str) {
     assert!(
         text.lines().any(|l| l.trim() == line),
@@ -74,7 +78,7 @@ fn has(text: &str, line: &str) {
 
 #[test]
 fn filtered_ports_are_marked_and_checked_unfiltered_ones_pass_unknown_taps_drop() {
-    let r = ruleset("cloud", &state());
+    let r = ruleset("cloud", &state(), &zones());
     has(&r, "iifname vmap { \"tapp1\" : jump from_1 }");
     has(&r, "iifname { \"tapp2\" } accept");
     has(&r, "iifname \"tap*\" drop");
@@ -85,14 +89,25 @@ fn filtered_ports_are_marked_and_checked_unfiltered_ones_pass_unknown_taps_drop(
         &r,
         "meta mark and 0xffff0000 vmap { 0x10000 : jump ingress_1 }",
     );
-    has(&r, "ct zone set iifname map { \"brqnet-1\" : 1 }");
+    has(&r, "ct zone set iifname map { \"brqnet-1\" : 7 }");
+    has(
+        &r,
+        "type filter hook prerouting priority -450; policy accept;",
+    );
+    // Nothing to or from a tap the host has no rules for.
+    has(&r, "oifname { \"tapp1\", \"tapp2\" } accept");
+    has(&r, "oifname \"tap*\" drop");
+    // Tagged frames never reach the IP hooks' rules.
+    has(&r, "ether type { 0x8100, 0x88a8 } drop");
+    // Guests never reach the host.
+    has(&r, "iifname \"brq*\" drop");
     // The tables are replaced, not appended to.
     assert!(r.starts_with("add table bridge cloud\ndelete table bridge cloud\n"));
 }
 
 #[test]
 fn anti_spoofing_allows_own_and_pair_addresses_only() {
-    let r = ruleset("cloud", &state());
+    let r = ruleset("cloud", &state(), &zones());
     has(
         &r,
         "ether saddr fa:16:3e:00:00:01 ip saddr { 10.0.0.5 } accept",
@@ -110,7 +125,7 @@ fn anti_spoofing_allows_own_and_pair_addresses_only() {
 
 #[test]
 fn rules_become_matches_with_replies_and_dhcp_allowed() {
-    let r = ruleset("cloud", &state());
+    let r = ruleset("cloud", &state(), &zones());
     has(&r, "chain group_0_ingress {");
     has(&r, "meta nfproto ipv4 ip saddr @members_0 accept");
     has(&r, "meta nfproto ipv4 meta l4proto 6 th dport 22 accept");
@@ -143,7 +158,7 @@ fn a_remote_group_unknown_here_or_for_ipv6_matches_nothing() {
 
 #[test]
 fn an_empty_host_keeps_no_tables() {
-    let r = ruleset("cloud", &HostNetwork::default());
+    let r = ruleset("cloud", &HostNetwork::default(), &BTreeMap::new());
     assert_eq!(
         r,
         "add table bridge cloud\ndelete table bridge cloud\nadd table inet cloud\ndelete table inet cloud\n"

@@ -98,10 +98,7 @@ pub fn basic(inst: &Instance, nics: &[ServerNic], base: &str) -> Value {
 pub fn full(inst: &Instance, nics: &[ServerNic], base: &str, admin: bool) -> Value {
     let mut v = basic(inst, nics, base);
     let o = v.as_object_mut().expect("object");
-    o.insert(
-        "OS-EXT-AZ:availability_zone".into(),
-        json!(inst.availability_zone),
-    );
+    o.insert("OS-EXT-AZ:availability_zone".into(), json!(inst.zone()));
     o.insert("config_drive".into(), json!(inst.config_drive));
     o.insert("key_name".into(), json!(inst.key_name));
     o.insert(

@@ -78,7 +78,7 @@ impl Guest {
             uuid: i.id.to_string(),
             name: &i.name,
             hostname: &i.hostname,
-            availability_zone: &i.availability_zone,
+            availability_zone: i.zone(),
             launch_index: u32::try_from(i.launch_index).unwrap_or(0),
             project_id: i.project_id.as_str(),
             key: match (&i.key_name, &i.key_data) {

@@ -149,7 +149,7 @@ fn meta_data(guest: &Guest, version: &str) -> Node {
             "placement",
             Node::dir(BTreeMap::from([(
                 "availability-zone",
-                Node::value(i.availability_zone.clone()),
+                Node::value(i.zone().to_owned()),
             )])),
         );
     }
