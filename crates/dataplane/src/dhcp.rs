@@ -22,7 +22,7 @@ const LEASE: &str = "86400s";
 /// Whether dnsmasq serves `s` here: DHCP on, and a gateway (the
 /// namespace's own address on the subnet, which dnsmasq answers from).
 pub fn served(s: &SubnetSpec) -> bool {
-    s.dhcp && s.gateway.is_some()
+    s.dhcp && s.namespace_address().is_some()
 }
 
 /// The dnsmasq configuration of a network.
@@ -38,14 +38,15 @@ pub fn conf(dir: &Path, iface: &str, net: &NetworkSpec) -> String {
     let _ = writeln!(c, "dhcp-leasefile={d}/leases");
     let _ = writeln!(c, "dhcp-hostsfile={d}/hosts");
     for (i, s) in net.subnets.iter().enumerate().filter(|(_, s)| served(s)) {
-        let Some(gw) = s.gateway else { continue };
         let _ = writeln!(
             c,
             "dhcp-range=set:s{i},{},static,{},{LEASE}",
             s.cidr.network(),
             s.cidr.netmask()
         );
-        let _ = writeln!(c, "dhcp-option=tag:s{i},option:router,{gw}");
+        if let Some(gw) = s.gateway {
+            let _ = writeln!(c, "dhcp-option=tag:s{i},option:router,{gw}");
+        }
         if !s.dns.is_empty() {
             let dns: Vec<String> = s.dns.iter().map(ToString::to_string).collect();
             let _ = writeln!(
@@ -57,10 +58,16 @@ pub fn conf(dir: &Path, iface: &str, net: &NetworkSpec) -> String {
         if net.mtu > 0 {
             let _ = writeln!(c, "dhcp-option=tag:s{i},option:mtu,{}", net.mtu);
         }
-        if !s.host_routes.is_empty() {
+        // When the namespace serves from its own address (a router holds
+        // the gateway), the metadata address is reached through it.
+        let metadata = s
+            .dhcp_address
+            .map(|a| format!("{}/32,{a}", crate::network::METADATA_IP));
+        if !s.host_routes.is_empty() || metadata.is_some() {
             // A client that gets option 121 ignores the router option
             // (RFC 3442), so the default route goes in as well.
-            let mut routes = vec![format!("0.0.0.0/0,{gw}")];
+            let mut routes: Vec<String> = metadata.into_iter().collect();
+            routes.extend(s.gateway.map(|gw| format!("0.0.0.0/0,{gw}")));
             routes.extend(
                 s.host_routes
                     .iter()
@@ -256,6 +263,7 @@ mod tests {
                         nexthop: "10.0.0.254".parse().unwrap(),
                     }],
                     dhcp_address: None,
+                    gateway_elsewhere: false,
                 },
                 SubnetSpec {
                     id: "s2".into(),
@@ -265,6 +273,17 @@ mod tests {
                     dns: Vec::new(),
                     host_routes: Vec::new(),
                     dhcp_address: None,
+                    gateway_elsewhere: false,
+                },
+                SubnetSpec {
+                    id: "s3".into(),
+                    cidr: Ipv4Cidr::parse("10.2.0.0/24").unwrap(),
+                    gateway: Some("10.2.0.1".parse().unwrap()),
+                    dhcp: true,
+                    dns: Vec::new(),
+                    host_routes: Vec::new(),
+                    dhcp_address: Some("10.2.0.2".parse().unwrap()),
+                    gateway_elsewhere: true,
                 },
             ],
             peers: Vec::new(),

@@ -24,6 +24,7 @@ pub mod names;
 pub mod netns;
 pub mod network;
 mod record;
+pub mod router;
 
 pub use config::{DataPlaneConfig, MetadataProxyConfig};
 
@@ -127,6 +128,7 @@ impl DataPlane {
                 failed.insert(net.id.clone(), why);
             }
         }
+        self.routers_sync(desired, &mut failed).await;
         let zones = record.zones();
         let rules = firewall::ruleset(&self.config.nft_table, desired, &zones);
         cmd::run_in_with_input(self.host_namespace(), "nft", ["-f", "-"], Some(&rules))
@@ -142,6 +144,43 @@ impl DataPlane {
             p.sync(desired, |net| network::namespace(self, net));
         }
         Ok(failed)
+    }
+
+    /// Builds the routers of `desired` (after their networks' bridges) and
+    /// removes the other routers' namespaces. A router that fails is
+    /// reported as `router:<id>` (no guest port waits on it).
+    async fn routers_sync(&self, desired: &HostNetwork, failed: &mut BTreeMap<String, String>) {
+        let prefix = router::namespace(self, "");
+        let wanted: std::collections::BTreeSet<String> = desired
+            .routers
+            .iter()
+            .map(|r| router::namespace(self, &r.id))
+            .collect();
+        for ns in netns::list(&prefix) {
+            if !wanted.contains(&ns)
+                && let Err(e) = self.router_remove(&ns[prefix.len()..]).await
+            {
+                tracing::warn!(namespace = %ns, error = %format!("{e:#}"), "router not removed");
+            }
+        }
+        for r in &desired.routers {
+            let blocked = r
+                .interfaces
+                .iter()
+                .map(|i| &i.network_id)
+                .chain(r.gateway.as_ref().map(|g| &g.network_id))
+                .find(|n| failed.contains_key(*n))
+                .cloned();
+            let result = match blocked {
+                Some(n) => Err(anyhow::anyhow!("its network {n} is not set up")),
+                None => self.router_ensure(r, desired).await,
+            };
+            if let Err(e) = result {
+                let why = format!("{e:#}");
+                tracing::warn!(router = %r.id, error = %why, "router not applied");
+                failed.insert(format!("router:{}", r.id), why);
+            }
+        }
     }
 
     /// Bridged IP traffic must go through the `inet` hooks, where

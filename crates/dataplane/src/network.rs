@@ -259,7 +259,10 @@ impl DataPlane {
         let want: BTreeSet<String> = net
             .subnets
             .iter()
-            .filter_map(|s| s.gateway.map(|g| format!("{g}/{}", s.cidr.prefix())))
+            .filter_map(|s| {
+                s.namespace_address()
+                    .map(|a| format!("{a}/{}", s.cidr.prefix()))
+            })
             .collect();
         let shown = cmd::run("ip", ["-n", &ns, "-o", "-4", "addr", "show", "dev", &inner]).await?;
         let have: BTreeSet<String> = shown

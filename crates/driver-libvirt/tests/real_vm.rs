@@ -301,6 +301,7 @@ fn network_for(spec: &VmSpec) -> HostNetwork {
                     dns: n.dns.clone(),
                     host_routes: Vec::new(),
                     dhcp_address: None,
+                    gateway_elsewhere: false,
                 }],
                 peers: Vec::new(),
                 remote_ports: Vec::new(),

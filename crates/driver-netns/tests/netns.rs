@@ -454,6 +454,7 @@ async fn a_namespace_guest_gets_its_lease_from_the_real_data_plane() {
                     nexthop: "10.235.0.254".parse().unwrap(),
                 }],
                 dhcp_address: None,
+                gateway_elsewhere: false,
             }],
             peers: Vec::new(),
             remote_ports: Vec::new(),

@@ -119,6 +119,21 @@ pub struct SubnetSpec {
     /// holds the gateway itself.
     #[serde(default)]
     pub dhcp_address: Option<Ipv4Addr>,
+    /// Whether something else than the network's namespace holds the
+    /// gateway address: a router's interface, or (flat and VLAN networks)
+    /// the physical network's own router. The namespace then never holds
+    /// it, only `dhcp_address`.
+    #[serde(default)]
+    pub gateway_elsewhere: bool,
+}
+
+impl SubnetSpec {
+    /// The address the network's namespace holds on this subnet: its
+    /// DHCP address, else the gateway when nothing else holds it.
+    pub fn namespace_address(&self) -> Option<Ipv4Addr> {
+        self.dhcp_address
+            .or(self.gateway.filter(|_| !self.gateway_elsewhere))
+    }
 }
 
 /// A port of the network on another host.

@@ -123,6 +123,7 @@ impl Conductor {
                     dns: s.dns_nameservers.clone(),
                     host_routes: s.host_routes.clone(),
                     dhcp_address: None,
+                    gateway_elsewhere: false,
                 })
                 .collect(),
             peers: peers.into_iter().collect(),
