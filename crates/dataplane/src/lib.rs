@@ -25,6 +25,7 @@ pub mod netns;
 pub mod network;
 mod record;
 pub mod router;
+pub mod uplink;
 
 pub use config::{DataPlaneConfig, MetadataProxyConfig};
 

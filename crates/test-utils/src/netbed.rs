@@ -44,7 +44,27 @@ pub struct NetBed {
     pub hosts: Vec<BedHost>,
     /// State of every host (dnsmasq, udhcpc and their pid files).
     pub dir: PathBuf,
+    /// The external network, when the bed has one.
+    pub external: Option<External>,
 }
+
+/// The physical network the bed's external networks ride on: a bridge in
+/// the root namespace joining every host's `ext0` (mapped to physical
+/// network [`EXTERNAL_PHYSNET`]) and an "outside" namespace standing for
+/// the world beyond the cloud.
+pub struct External {
+    /// The bridge (root namespace).
+    pub bridge: String,
+    /// The outside namespace.
+    pub outside: String,
+    /// The subnet, `/24`.
+    pub cidr: String,
+    /// The outside namespace's address (the external subnet's gateway).
+    pub outside_ip: Ipv4Addr,
+}
+
+/// The physical network name the bed's hosts map their `ext0` to.
+pub const EXTERNAL_PHYSNET: &str = "public";
 
 /// Whether this process can build a bed: root, and the tools. Under
 /// `CI=true` it panics saying what is missing; elsewhere it says so and
@@ -78,6 +98,17 @@ impl NetBed {
     /// A bed of `n` namespace hosts. `metadata` is the metadata proxies'
     /// upstream (the test API's), if the test uses it.
     pub async fn new(n: usize, metadata: Option<MetadataProxyConfig>) -> NetBed {
+        Self::build(n, metadata, false).await
+    }
+
+    /// [`NetBed::new`] plus an external network ([`External`]): every host
+    /// has a leg on it, and host 1 (index 0) has the network role, so
+    /// routers run there.
+    pub async fn with_external(n: usize, metadata: Option<MetadataProxyConfig>) -> NetBed {
+        Self::build(n, metadata, true).await
+    }
+
+    async fn build(n: usize, metadata: Option<MetadataProxyConfig>, external: bool) -> NetBed {
         let r = uuid::Uuid::new_v4().as_u128();
         let tag = format!("nb{:04x}", r % 0x10000);
         let net = [10, 200 + (r >> 16) as u8 % 50, (r >> 24) as u8];
@@ -90,13 +121,52 @@ impl NetBed {
             net,
             hosts: Vec::new(),
             dir,
+            external: None,
         };
         run(&["ip", "link", "add", &underlay, "type", "bridge"]).await;
         run(&["ip", "link", "set", &underlay, "up"]).await;
+        if external {
+            bed.add_external(r).await;
+        }
         for i in 1..=n {
             bed.add_host(i, metadata.clone()).await;
         }
         bed
+    }
+
+    async fn add_external(&mut self, r: u128) {
+        let bridge = format!("ex{}", self.tag);
+        run(&["ip", "link", "add", &bridge, "type", "bridge"]).await;
+        run(&["ip", "link", "set", &bridge, "up"]).await;
+        let outside = format!("{}out", self.tag);
+        netns::ensure(&outside).await.expect("outside namespace");
+        let leg = format!("{bridge}o");
+        run(&[
+            "ip", "link", "add", &leg, "type", "veth", "peer", "name", "eth0", "netns", &outside,
+        ])
+        .await;
+        run(&["ip", "link", "set", &leg, "master", &bridge, "up"]).await;
+        let net = [172, 16 + ((r >> 40) % 16) as u8, (r >> 48) as u8];
+        let outside_ip = Ipv4Addr::new(net[0], net[1], net[2], 1);
+        let cidr = format!("{}.{}.{}.0/24", net[0], net[1], net[2]);
+        run(&[
+            "ip",
+            "-n",
+            &outside,
+            "addr",
+            "add",
+            &format!("{outside_ip}/24"),
+            "dev",
+            "eth0",
+        ])
+        .await;
+        run(&["ip", "-n", &outside, "link", "set", "eth0", "up"]).await;
+        self.external = Some(External {
+            bridge,
+            outside,
+            cidr,
+            outside_ip,
+        });
     }
 
     async fn add_host(&mut self, i: usize, metadata: Option<MetadataProxyConfig>) {
@@ -121,8 +191,20 @@ impl NetBed {
         ])
         .await;
         run(&["ip", "-n", &ns, "link", "set", "ul0", "up"]).await;
+        let mut physical_interfaces = std::collections::BTreeMap::new();
+        if let Some(ext) = &self.external {
+            let leg = format!("{}{i}", ext.bridge);
+            run(&[
+                "ip", "link", "add", &leg, "type", "veth", "peer", "name", "ext0", "netns", &ns,
+            ])
+            .await;
+            run(&["ip", "link", "set", &leg, "master", &ext.bridge, "up"]).await;
+            run(&["ip", "-n", &ns, "link", "set", "ext0", "up"]).await;
+            physical_interfaces.insert(EXTERNAL_PHYSNET.to_owned(), "ext0".to_owned());
+        }
         let host_dir = self.dir.join(format!("h{i}"));
         let network = DataPlaneConfig {
+            physical_interfaces,
             local_ip: Some(ip),
             host_namespace: Some(ns.clone()),
             namespace_prefix: format!("{ns}-"),
@@ -174,6 +256,7 @@ impl NetBed {
         let h = &self.hosts[i];
         let mut config = AgentConfig::for_host(&h.name);
         config.local_ip = Some(h.underlay_ip);
+        config.network_node = self.external.is_some() && i == 0;
         config.heartbeat_secs = 0.5;
         config.power_sync_secs = 1.0;
         config.shutdown_timeout_secs = 5;
@@ -197,6 +280,11 @@ impl Drop for NetBed {
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.underlay])
             .status();
+        if let Some(ext) = &self.external {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &ext.bridge])
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

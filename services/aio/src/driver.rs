@@ -127,10 +127,19 @@ async fn libvirt(
         ..LibvirtConfig::default()
     };
     let fetcher = Arc::new(cloud_compute::HttpImageFetcher::new(image_api)?);
+    crate::public_net::uplink()
+        .ensure()
+        .await
+        .context("cannot set up the uplink of the external network")?;
     let dataplane = Arc::new(cloud_dataplane::DataPlane::new(
         cloud_dataplane::DataPlaneConfig {
             state_dir: root.join("network"),
             metadata: Some(metadata),
+            physical_interfaces: [(
+                crate::public_net::PHYSNET.to_owned(),
+                crate::public_net::PHYSICAL_INTERFACE.to_owned(),
+            )]
+            .into(),
             ..cloud_dataplane::DataPlaneConfig::default()
         },
     ));

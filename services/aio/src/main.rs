@@ -14,6 +14,7 @@
 //! and builds with or without libvirt accordingly.
 
 mod driver;
+mod public_net;
 mod service_user;
 
 use anyhow::Context;
@@ -74,6 +75,8 @@ impl Args {
     /// The local host's agent settings, with the allocation ratios asked.
     fn local_agent(&self, host: &str) -> AgentConfig {
         let mut config = AgentConfig::for_host(host);
+        // Routers run here: this host is the cloud's network node.
+        config.network_node = true;
         config.inventory.cpu_allocation_ratio = self.cpu_allocation_ratio;
         config.inventory.ram_allocation_ratio = self.ram_allocation_ratio;
         config.inventory.disk_allocation_ratio = self.disk_allocation_ratio;
@@ -102,6 +105,14 @@ async fn main() -> anyhow::Result<()> {
         println!("Generated password for user 'admin' (project 'admin'): {p}");
         println!("It is shown only once. Set CLOUD_ADMIN_PASSWORD to choose your own.");
     }
+
+    let admin_project = store
+        .project_find(&cloud_model::DomainId::default_domain(), "admin")
+        .await
+        .context("cannot find the admin project")?;
+    public_net::ensure(&store, &admin_project.id)
+        .await
+        .context("cannot create the external network")?;
 
     let bus: Arc<dyn Bus> = Arc::new(InProcBus::new());
     let stop = CancellationToken::new();
@@ -146,6 +157,10 @@ async fn main() -> anyhow::Result<()> {
     config.listen = args.listen;
     config.public_url = args.public_url.clone();
     config.metadata.shared_secret = Some(metadata_secret);
+    config
+        .network
+        .physical_networks
+        .push(public_net::PHYSNET.to_owned());
     let handle = cloud_api::serve(
         listener,
         AppState::with_bus(store.clone(), config, bus.clone()),
