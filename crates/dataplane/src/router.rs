@@ -44,11 +44,7 @@ pub fn nat_rules(r: &RouterSpec) -> String {
     out.push_str("table ip router {\n");
     out.push_str("  chain pre {\n    type nat hook prerouting priority -100; policy accept;\n");
     for f in &r.floating_ips {
-        let _ = writeln!(
-            out,
-            "    ip daddr {} dnat to {}",
-            f.floating_ip, f.fixed_ip
-        );
+        let _ = writeln!(out, "    ip daddr {} dnat to {}", f.floating_ip, f.fixed_ip);
     }
     out.push_str("  }\n");
     out.push_str("  chain post {\n    type nat hook postrouting priority 100; policy accept;\n");
@@ -87,21 +83,44 @@ impl DataPlane {
         for i in &r.interfaces {
             let inner = inner_name("qr-", &i.port_id);
             let addr = format!("{}/{}", i.address, i.cidr.prefix());
-            self.router_leg(&ns, &inner, &i.port_id, &i.network_id, &i.mac, &[addr], desired)
-                .await?;
+            self.router_leg(
+                &ns,
+                &inner,
+                &i.port_id,
+                &i.network_id,
+                &i.mac,
+                &[addr],
+                desired,
+            )
+            .await?;
             wanted.insert(inner);
         }
         if let Some(gw) = &r.gateway {
             let inner = inner_name("qg-", &gw.port_id);
             let mut addrs = vec![format!("{}/{}", gw.address, gw.cidr.prefix())];
-            addrs.extend(r.floating_ips.iter().map(|f| format!("{}/32", f.floating_ip)));
-            self.router_leg(&ns, &inner, &gw.port_id, &gw.network_id, &gw.mac, &addrs, desired)
-                .await?;
+            addrs.extend(
+                r.floating_ips
+                    .iter()
+                    .map(|f| format!("{}/32", f.floating_ip)),
+            );
+            self.router_leg(
+                &ns,
+                &inner,
+                &gw.port_id,
+                &gw.network_id,
+                &gw.mac,
+                &addrs,
+                desired,
+            )
+            .await?;
             wanted.insert(inner.clone());
             if let Some(hop) = gw.next_hop {
                 let hop = hop.to_string();
-                cmd::run("ip", ["-n", &ns, "route", "replace", "default", "via", &hop])
-                    .await?;
+                cmd::run(
+                    "ip",
+                    ["-n", &ns, "route", "replace", "default", "via", &hop],
+                )
+                .await?;
             }
         }
         self.router_prune_legs(&ns, &wanted).await?;
@@ -149,8 +168,10 @@ impl DataPlane {
             ])
             .await?;
         }
-        self.ip(["link", "set", "dev", &outer, "mtu", &mtu, "master", &bridge, "up"])
-            .await?;
+        self.ip([
+            "link", "set", "dev", &outer, "mtu", &mtu, "master", &bridge, "up",
+        ])
+        .await?;
         cmd::run(
             "ip",
             [
@@ -250,7 +271,10 @@ mod tests {
             "oifname \"qg-p-gw\" ip saddr 10.0.0.5 snat to 172.24.4.20",
             "oifname \"qg-p-gw\" ip saddr { 10.0.0.0/24 } snat to 172.24.4.10",
         ] {
-            assert!(r.lines().any(|l| l.trim() == line), "missing {line} in\n{r}");
+            assert!(
+                r.lines().any(|l| l.trim() == line),
+                "missing {line} in\n{r}"
+            );
         }
         // The floating IP's own SNAT comes before the router's.
         assert!(r.find("snat to 172.24.4.20").unwrap() < r.find("snat to 172.24.4.10").unwrap());
@@ -258,6 +282,9 @@ mod tests {
         assert!(!no_snat.contains("snat to 172.24.4.10"), "{no_snat}");
         let mut bare = router(true);
         bare.gateway = None;
-        assert_eq!(nat_rules(&bare), "add table ip router\ndelete table ip router\n");
+        assert_eq!(
+            nat_rules(&bare),
+            "add table ip router\ndelete table ip router\n"
+        );
     }
 }
