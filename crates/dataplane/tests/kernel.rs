@@ -588,14 +588,8 @@ async fn a_router_routes_snats_and_maps_floating_ips() {
     );
     // Out: the guest with a floating IP leaves as it, the other through
     // SNAT as the router.
-    assert!(
-        ping(&g1, "172.31.9.1").await,
-        "g1 cannot reach the outside"
-    );
-    assert!(
-        ping(&g2, "172.31.9.1").await,
-        "g2 cannot reach the outside"
-    );
+    assert!(ping(&g1, "172.31.9.1").await, "g1 cannot reach the outside");
+    assert!(ping(&g2, "172.31.9.1").await, "g2 cannot reach the outside");
     let routed = sh(&[
         "ip",
         "netns",
