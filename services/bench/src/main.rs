@@ -9,8 +9,11 @@
 //! JSON summary (also written to `--json FILE`).
 //!
 //! ```text
-//! cloud-bench [--embedded] [--json FILE] boot|scheduler|list|contention|resources [FLAGS]
+//! cloud-bench [--embedded] [--json FILE] boot|scheduler|list|contention|resources|dataplane [FLAGS]
 //! ```
+//!
+//! `dataplane` runs namespace hosts on the real kernel data plane instead
+//! of fake ones (root only).
 //!
 //! It prints figures and asserts no timings; `docs/benchmarks.md` says
 //! how to run it and records results.
@@ -25,7 +28,7 @@ mod stats;
 mod watch;
 
 use clap::{Parser, Subcommand};
-use scenarios::{boot, contention, list, resources, scheduler};
+use scenarios::{boot, contention, dataplane, list, resources, scheduler};
 use std::path::PathBuf;
 
 /// Command line of cloud-bench.
@@ -56,6 +59,9 @@ enum Scenario {
     Contention(contention::ContentionArgs),
     /// Memory, CPU, statements and messages during the boot scenario.
     Resources(resources::ResourcesArgs),
+    /// The host data plane on namespace hosts (root): rule to enforcement,
+    /// forwarding entries to every host, throughput.
+    Dataplane(dataplane::DataplaneArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,5 +90,6 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
         Scenario::List(a) => list::run(target, a).await,
         Scenario::Contention(a) => contention::run(target, a).await,
         Scenario::Resources(a) => resources::run(target, a).await,
+        Scenario::Dataplane(a) => dataplane::run(target, a).await,
     }
 }

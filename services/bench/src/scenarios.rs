@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod contention;
+pub mod dataplane;
 pub mod list;
 pub mod resources;
 pub mod scheduler;

@@ -25,10 +25,20 @@ impl Samples {
         self.ms.push(ms);
     }
 
+    /// How many samples there are.
+    pub fn len(&self) -> usize {
+        self.ms.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ms.is_empty()
+    }
+
     /// The `p`-th percentile (0-100) in milliseconds, nearest rank; 0
     /// without samples.
     pub fn percentile(&self, p: f64) -> f64 {
-        if self.ms.is_empty() {
+        if self.is_empty() {
             return 0.0;
         }
         let mut v = self.ms.clone();

@@ -139,3 +139,45 @@ fn resources_reports_memory_cpu_and_counts() {
         assert!(num(r, key) > 0.0, "{key}: {r}");
     }
 }
+
+/// Needs root (namespace hosts); fails under `CI=true` without it. iperf3
+/// must be installed (the scenario fails naming it).
+#[test]
+fn dataplane_times_rules_forwarding_entries_and_throughput() {
+    if !cloud_test_utils::netbed::netbed_available() {
+        return;
+    }
+    let s = bench(&[
+        "dataplane",
+        "--rules",
+        "2",
+        "--tcp-samples",
+        "1",
+        "--hosts",
+        "2",
+        "--repeats",
+        "1",
+        "--iperf-secs",
+        "1",
+        "--iperf-runs",
+        "1",
+    ]);
+    let r = &s["results"];
+    assert_eq!(s["scenario"], "dataplane");
+    assert_eq!(num(r, "rules_created"), 2.0, "{r}");
+    assert_eq!(num(r, "tcp_samples"), 1.0, "{r}");
+    assert_eq!(num(r, "fdb_kernel_verified_hosts"), 1.0, "{r}");
+    for key in [
+        "rule_applied_all_p50_ms",
+        "rule_tcp_p50_ms",
+        "rule_apply_p50_ms",
+        "fdb_converged_p50_ms",
+        "fdb_pulls_per_boot",
+        "tcp_cross_host_gbps",
+        "tcp_same_host_gbps",
+        "tcp_cross_host_no_port_security_gbps",
+        "tcp_same_host_no_port_security_gbps",
+    ] {
+        assert!(num(r, key) > 0.0, "{key}: {r}");
+    }
+}
