@@ -3,9 +3,10 @@
 //! allowed it would outlive the rule, and an address given to a new port
 //! would inherit the old port's flows (Neutron deletes them too).
 //!
-//! After each apply, the flows of every port whose filtering changed (its
-//! groups, their rules or their remote members, its address pairs, port
-//! security) or that left the host are deleted from its network's zone.
+//! After each apply, the flows of every port whose filtering now allows
+//! less (a rule or a remote member gone, an address or pair gone, port
+//! security turned on) or that left the host are deleted from its
+//! network's zone. A change that only allows more leaves flows alone.
 //! A flow still allowed is picked up again by its next packet (conntrack's
 //! loose TCP tracking), so only disallowed ones end.
 
@@ -13,16 +14,17 @@ use crate::cmd;
 use cloud_driver::HostNetwork;
 use cloud_driver::network::PortSpec;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 
-/// What a port's filtering was at the last apply.
+/// What a port's filtering was at the last apply: what it allowed, as a
+/// set of hashed items (rules, remote members, addresses, MAC).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortFilter {
     zone: u16,
     ips: Vec<Ipv4Addr>,
-    fingerprint: u64,
+    allowed: BTreeSet<u64>,
 }
 
 /// The filtering of every port of `desired`, with its network's zone.
@@ -40,48 +42,65 @@ pub fn filters(
                 PortFilter {
                     zone,
                     ips: p.fixed_ips.clone(),
-                    fingerprint: fingerprint(p, desired),
+                    allowed: allowed(p, desired),
                 },
             ))
         })
         .collect()
 }
 
-/// A hash of everything that decides what a port may send and receive.
-fn fingerprint(p: &PortSpec, desired: &HostNetwork) -> u64 {
+fn item(parts: &[&str]) -> u64 {
     let mut h = DefaultHasher::new();
-    p.port_security.hash(&mut h);
-    p.mac.hash(&mut h);
-    p.fixed_ips.hash(&mut h);
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// Everything a port's filtering allows, as hashed items: losing any of
+/// them may end a flow.
+fn allowed(p: &PortSpec, desired: &HostNetwork) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    if !p.port_security {
+        // Unfiltered allows everything: nothing more to lose.
+        out.insert(item(&["unfiltered"]));
+        return out;
+    }
+    out.insert(item(&["mac", &p.mac]));
+    for ip in &p.fixed_ips {
+        out.insert(item(&["ip", &ip.to_string()]));
+    }
     for pair in &p.allowed_address_pairs {
-        pair.cidr.to_string().hash(&mut h);
-        pair.mac.hash(&mut h);
+        out.insert(item(&["pair", &pair.cidr.to_string(), &pair.mac]));
     }
     for g in &p.security_groups {
         let Some(group) = desired.security_groups.iter().find(|s| &s.id == g) else {
             continue;
         };
-        g.hash(&mut h);
-        format!("{:?}", group.rules).hash(&mut h);
-        for remote in group.rules.iter().filter_map(|r| r.remote_group.as_ref()) {
-            if let Some(rg) = desired.security_groups.iter().find(|s| &s.id == remote) {
-                for m in &rg.members {
-                    m.to_string().hash(&mut h);
-                }
+        for rule in &group.rules {
+            let rule_text = format!("{rule:?}");
+            out.insert(item(&["rule", &rule_text]));
+            let remote = rule
+                .remote_group
+                .as_ref()
+                .and_then(|r| desired.security_groups.iter().find(|s| &s.id == r));
+            for m in remote.iter().flat_map(|rg| rg.members.iter()) {
+                out.insert(item(&["member", &rule_text, &m.to_string()]));
             }
         }
     }
-    h.finish()
+    out
 }
 
-/// The ports whose flows must go: changed or gone since `before`.
+/// The ports whose flows must go: gone since `before`, or allowing less.
 pub fn stale<'a>(
     before: &'a HashMap<String, PortFilter>,
     now: &HashMap<String, PortFilter>,
 ) -> Vec<&'a PortFilter> {
     before
         .iter()
-        .filter(|(id, f)| now.get(*id) != Some(*f))
+        .filter(|(id, f)| match now.get(*id) {
+            None => true,
+            Some(n) => n.zone != f.zone || !f.allowed.is_subset(&n.allowed),
+        })
         .map(|(_, f)| f)
         .collect()
 }
@@ -113,7 +132,7 @@ mod tests {
     use cloud_driver::network::{Direction, EtherType, RuleSpec, SecurityGroupSpec};
 
     #[test]
-    fn a_rule_change_or_a_departure_makes_a_port_stale() {
+    fn losing_a_rule_or_leaving_makes_a_port_stale_gaining_one_does_not() {
         let port = PortSpec {
             id: "p".into(),
             network_id: "n".into(),
@@ -136,6 +155,26 @@ mod tests {
         let zones = BTreeMap::from([("n".to_owned(), 3)]);
         let before = filters(&state, &zones);
         assert!(stale(&before, &filters(&state, &zones)).is_empty());
+        let mut more = state.clone();
+        more.security_groups[0].rules.push(RuleSpec {
+            direction: Direction::Ingress,
+            ethertype: EtherType::IPv4,
+            protocol: Some(6),
+            port_min: Some(22),
+            port_max: Some(22),
+            remote_ip_prefix: None,
+            remote_group: None,
+        });
+        let with_rule = filters(&more, &zones);
+        assert!(
+            stale(&before, &with_rule).is_empty(),
+            "a new rule ended flows"
+        );
+        assert_eq!(
+            stale(&with_rule, &before).len(),
+            1,
+            "a removed rule kept flows"
+        );
         state.security_groups[0].rules.push(RuleSpec {
             direction: Direction::Ingress,
             ethertype: EtherType::IPv4,
@@ -145,7 +184,7 @@ mod tests {
             remote_ip_prefix: None,
             remote_group: None,
         });
-        assert_eq!(stale(&before, &filters(&state, &zones)).len(), 1);
+        assert!(stale(&before, &filters(&state, &zones)).is_empty());
         state.ports.clear();
         assert_eq!(stale(&before, &filters(&state, &zones)).len(), 1);
     }

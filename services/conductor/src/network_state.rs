@@ -187,18 +187,23 @@ impl Conductor {
     ) -> Result<(), Error> {
         let mut concerned = self.store.hosts_concerned(networks, groups).await?;
         concerned.extend(hosts.iter().cloned());
-        for host in concerned {
+        let reason = format!(
+            "{} network(s), {} security group(s) changed",
+            networks.len(),
+            groups.len()
+        );
+        // At once: on RabbitMQ each cast waits for the broker's confirm.
+        futures::future::join_all(concerned.into_iter().map(|host| {
             let msg = ComputeMsg::SyncNetwork {
-                reason: format!(
-                    "{} network(s), {} security group(s) changed",
-                    networks.len(),
-                    groups.len()
-                ),
+                reason: reason.clone(),
             };
-            if let Err(e) = self.cast(&compute_queue(&host), &msg, request_id).await {
-                tracing::warn!(%host, error = %e, "cannot tell a host its network changed");
+            async move {
+                if let Err(e) = self.cast(&compute_queue(&host), &msg, request_id).await {
+                    tracing::warn!(%host, error = %e, "cannot tell a host its network changed");
+                }
             }
-        }
+        }))
+        .await;
         Ok(())
     }
 }
