@@ -1,5 +1,5 @@
-//! Neutron records: networks, subnets, ports, security groups, and the
-//! IPv4 address arithmetic IPAM needs.
+//! Neutron records: networks, subnets, ports, security groups, routers
+//! and floating IPs, and the IPv4 address arithmetic IPAM needs.
 
 use crate::{
     InstanceId, NetworkId, PortId, ProjectId, SecurityGroupId, SecurityGroupRuleId, SubnetId,
@@ -423,6 +423,179 @@ impl AllocationPool {
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         (u32::from(self.start)..=u32::from(self.end)).contains(&u32::from(ip))
     }
+}
+
+/// Defines a UUID-backed id of a layer-3 resource, like the ids of
+/// [`crate::ids`] (whose macro is private to that module).
+macro_rules! l3_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// A fresh random (v4) id.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self(uuid::Uuid::new_v4())
+            }
+
+            /// Wraps an existing UUID.
+            pub fn from_uuid(id: uuid::Uuid) -> Self {
+                Self(id)
+            }
+
+            /// The underlying UUID.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+
+            /// Parses the textual form; `None` for anything that is not a
+            /// UUID (callers answer 404, as Neutron does for names).
+            pub fn parse(s: &str) -> Option<Self> {
+                uuid::Uuid::try_parse(s).ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0.hyphenated())
+            }
+        }
+    };
+}
+
+l3_id!(
+    /// A Neutron router.
+    RouterId
+);
+l3_id!(
+    /// A floating IP.
+    FloatingIpId
+);
+
+/// `device_owner` of a router's interface on a tenant subnet (its
+/// `device_id` is the router's id; it is bound to the router's host).
+pub const DEVICE_OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
+/// `device_owner` of a router's port on the external network (its
+/// `device_id` is the router's id; it is bound to the router's host).
+pub const DEVICE_OWNER_ROUTER_GATEWAY: &str = "network:router_gateway";
+/// `device_owner` of the port holding a floating IP's address on the
+/// external network (its `device_id` is the floating IP's id; unbound).
+pub const DEVICE_OWNER_FLOATING_IP: &str = "network:floatingip";
+/// `device_owner` of a subnet's DHCP port: the address the network's
+/// namespace serves DHCP and metadata from when a router holds the
+/// subnet's gateway (unbound; no `device_id`).
+pub const DEVICE_OWNER_DHCP: &str = "network:dhcp";
+
+/// A router: it routes between the subnets it has interfaces on and,
+/// with a gateway, to an external network (SNAT and floating IPs).
+///
+/// Its interfaces are ports (`network:router_interface`) and its gateway
+/// is a port (`network:router_gateway`), both with the router's id as
+/// `device_id` and bound to the router's `host`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Router {
+    /// Router id.
+    pub id: RouterId,
+    /// Owner.
+    pub project_id: ProjectId,
+    /// Name (not unique).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Administrative state (a router that is down is not run).
+    pub admin_state_up: bool,
+    /// `ACTIVE`.
+    pub status: String,
+    /// Its leg on an external network, if any.
+    pub gateway: Option<ExternalGateway>,
+    /// Extra static routes (Neutron's `routes`, the `extraroute`
+    /// extension); each next hop is on one of the router's subnets.
+    pub routes: Vec<HostRoute>,
+    /// The network node the router runs on; `None` while no host with
+    /// the network role was up when it was created (it is placed by its
+    /// first gateway or interface change).
+    pub host: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Bumped on every change.
+    pub revision: i64,
+}
+
+/// A router's gateway (Neutron's `external_gateway_info`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExternalGateway {
+    /// The external network.
+    pub network_id: NetworkId,
+    /// The gateway port.
+    pub port_id: PortId,
+    /// Whether the router's subnets reach out with its address (SNAT).
+    pub enable_snat: bool,
+    /// The gateway port's addresses on the external network.
+    pub fixed_ips: Vec<FixedIp>,
+}
+
+/// One interface of a router on a subnet, with what a host needs to
+/// plumb it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterInterface {
+    /// The interface's port.
+    pub port_id: PortId,
+    /// Its network.
+    pub network_id: NetworkId,
+    /// The subnet.
+    pub subnet_id: SubnetId,
+    /// The port's MAC.
+    pub mac_address: String,
+    /// The port's address on the subnet (the subnet's gateway when the
+    /// interface was added by subnet).
+    pub ip_address: Ipv4Addr,
+    /// The subnet's range.
+    pub cidr: Ipv4Cidr,
+}
+
+/// A floating IP: an address of an external network that reaches a
+/// fixed IP of a port through a router.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FloatingIp {
+    /// Floating IP id.
+    pub id: FloatingIpId,
+    /// Owner.
+    pub project_id: ProjectId,
+    /// The external network the address is from.
+    pub floating_network_id: NetworkId,
+    /// The address.
+    pub floating_ip_address: Ipv4Addr,
+    /// The port holding the address (`network:floatingip`, unbound).
+    pub floating_port_id: PortId,
+    /// The associated port, if any.
+    pub port_id: Option<PortId>,
+    /// The associated fixed IP of that port.
+    pub fixed_ip_address: Option<Ipv4Addr>,
+    /// The router that gives the path: it has a gateway on the floating
+    /// network and an interface on the fixed IP's subnet.
+    pub router_id: Option<RouterId>,
+    /// `ACTIVE` when associated through a router that runs on a host,
+    /// else `DOWN`.
+    pub status: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Bumped on every change.
+    pub revision: i64,
 }
 
 #[cfg(test)]

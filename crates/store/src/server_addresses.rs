@@ -1,5 +1,6 @@
-//! The addresses of many servers at once (for server listings): two
-//! queries however many servers, instead of two per port.
+//! The addresses of many servers at once (for server listings): three
+//! queries however many servers (ports, fixed and floating addresses),
+//! instead of some per port.
 
 use crate::db::{Store, db_error};
 use crate::row::RowExt;
@@ -18,6 +19,8 @@ pub struct ServerNic {
     pub mac: String,
     /// Fixed addresses.
     pub ips: Vec<Ipv4Addr>,
+    /// Floating addresses associated with the port's fixed addresses.
+    pub floating_ips: Vec<Ipv4Addr>,
     /// When the port was created (NIC order).
     pub created_at: i64,
 }
@@ -68,6 +71,7 @@ impl Store {
                 .or_default()
                 .push(r.parsed("ip_address", |s| s.parse().ok())?);
         }
+        let mut floating = self.floating_addresses_of_ports(&port_list).await?;
         for r in &ports {
             let Some(device) = r.opt_text("device_id")?.and_then(|d| InstanceId::parse(&d)) else {
                 continue;
@@ -77,6 +81,7 @@ impl Store {
                 network_name: r.text("name")?,
                 mac: r.text("mac_address")?,
                 ips: ips.remove(&r.text("id")?).unwrap_or_default(),
+                floating_ips: floating.remove(&r.text("id")?).unwrap_or_default(),
                 created_at: r.int("created_at")?,
             });
         }

@@ -30,7 +30,7 @@ async fn neutron_extensions_list_only_what_is_implemented() {
     }
     // Nothing we do not implement: clients would then send it.
     for absent in [
-        "router",
+        "l3-ha",
         "qos",
         "dns-integration",
         "tag-ports-during-bulk-creation",

@@ -191,6 +191,7 @@ impl Conductor {
                 ids.push(*p);
             }
         }
+        self.store.floating_ips_disassociate_ports(&ids).await?;
         for id in ids {
             if user_ports.contains(&id) {
                 if let Ok(mut p) = self.store.port_get(id, &Scope::All).await {

@@ -23,7 +23,9 @@ pub fn host_id(inst: &Instance) -> String {
     }
 }
 
-/// `addresses`: fixed IPs grouped by network name.
+/// `addresses`: IPs grouped by network name, each port's fixed IPs
+/// followed by its floating IPs (`OS-EXT-IPS:type` says which, with the
+/// port's MAC, as Nova shows them).
 pub fn addresses(nics: &[ServerNic], with_mac: bool) -> Value {
     let mut out = Map::new();
     for nic in nics {
@@ -31,10 +33,12 @@ pub fn addresses(nics: &[ServerNic], with_mac: bool) -> Value {
             .entry(nic.network_name.clone())
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = entry {
-            for ip in &nic.ips {
+            let fixed = nic.ips.iter().map(|ip| (ip, "fixed"));
+            let floating = nic.floating_ips.iter().map(|ip| (ip, "floating"));
+            for (ip, kind) in fixed.chain(floating) {
                 let mut a = json!({"version": 4, "addr": ip.to_string()});
                 if with_mac {
-                    a["OS-EXT-IPS:type"] = json!("fixed");
+                    a["OS-EXT-IPS:type"] = json!(kind);
                     a["OS-EXT-IPS-MAC:mac_addr"] = json!(nic.mac);
                 }
                 list.push(a);

@@ -77,6 +77,23 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Adds revision_number to all Neutron resources.",
     ),
     (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for layer 3 forwarding between layer 2 Neutron networks and access \
+         to external networks.",
+    ),
+    (
+        "extraroute",
+        "Neutron Extra Route",
+        "Extra routes configuration for L3 router.",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on the \
+         external gateway.",
+    ),
+    (
         "project-id",
         "project_id field enabled",
         "Extension that indicates that project_id field is enabled.",

@@ -1,7 +1,7 @@
 //! Network (Neutron v2.0 subset), mounted at `/network`.
 //!
-//! Networks, subnets with IPAM, ports and security groups, in Neutron's
-//! JSON shapes and error format. Records live in the store, which also
+//! Networks, subnets with IPAM, ports, security groups, routers and
+//! floating IPs, in Neutron's JSON shapes and error format. Records live in the store, which also
 //! guarantees the invariants that concurrency could break (an address is
 //! handed out once, subnets of a network never overlap, one default
 //! security group per project); handlers validate input, apply the policy
@@ -15,12 +15,16 @@
 
 pub mod extensions;
 pub mod filters;
+pub mod floating_ip_checks;
+pub mod floating_ips;
 pub mod network_checks;
 pub mod networks;
 pub mod notify;
 pub mod port_checks;
 pub mod ports;
 pub mod quotas;
+pub mod router_checks;
+pub mod routers;
 pub mod rule_checks;
 pub mod security_group_rules;
 pub mod security_groups;
@@ -84,6 +88,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(
             security_group_rules::security_group_rule_show,
             security_group_rules::security_group_rule_delete
+        ))
+        .routes(routes!(routers::router_list, routers::router_create))
+        .routes(routes!(
+            routers::router_show,
+            routers::router_update,
+            routers::router_delete
+        ))
+        .routes(routes!(routers::router_add_interface))
+        .routes(routes!(routers::router_remove_interface))
+        .routes(routes!(
+            floating_ips::floating_ip_list,
+            floating_ips::floating_ip_create
+        ))
+        .routes(routes!(
+            floating_ips::floating_ip_show,
+            floating_ips::floating_ip_update,
+            floating_ips::floating_ip_delete
         ))
 }
 

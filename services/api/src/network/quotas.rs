@@ -6,8 +6,11 @@
 //! Security groups and rules are limited by the project's compute quota
 //! set (`security_groups`, `security_group_rules`: one limit, enforced by
 //! the network API), so they are reported from it; networks, subnets and
-//! ports are not limited (`-1`). Changing limits goes through
-//! `/v2.1/os-quota-sets`.
+//! ports are not limited (`-1`). Routers and floating IPs have Neutron's
+//! own limits (`router` 10, `floatingip` 50 by default; a project's
+//! override is a `quota_limits` row of that name), enforced by the
+//! router and floating IP APIs. Changing the compute-backed limits goes
+//! through `/v2.1/os-quota-sets`.
 
 use crate::auth::{Action, Ctx};
 use crate::compute::quotas::{check_project, usage};
@@ -20,26 +23,64 @@ use cloud_model::ProjectId;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-/// Neutron's resource names, with the compute quota resource limiting
-/// each (`None`: unlimited).
-const RESOURCES: &[(&str, Option<&str>)] = &[
-    ("network", None),
-    ("subnet", None),
-    ("port", None),
-    ("security_group", Some("security_groups")),
-    ("security_group_rule", Some("security_group_rules")),
+/// Where the limit of a network resource comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// Not limited.
+    Unlimited,
+    /// The compute quota resource of this name.
+    Compute(&'static str),
+    /// Its own limit (a project override of the same name), with this
+    /// default.
+    Own(i64),
+}
+
+/// Neutron's resource names, with where each one's limit comes from.
+const RESOURCES: &[(&str, Source)] = &[
+    ("network", Source::Unlimited),
+    ("subnet", Source::Unlimited),
+    ("port", Source::Unlimited),
+    ("router", Source::Own(10)),
+    ("floatingip", Source::Own(50)),
+    ("security_group", Source::Compute("security_groups")),
+    (
+        "security_group_rule",
+        Source::Compute("security_group_rules"),
+    ),
 ];
 
-/// The limit of a resource limited by compute quota `source` (-1: none).
-fn limit_of(source: Option<&str>, limits: &BTreeMap<String, i64>) -> i64 {
-    source.and_then(|s| limits.get(s).copied()).unwrap_or(-1)
+/// The limit of `name` fed from `source` (-1: none), given the project's
+/// limits by compute resource name plus its overrides.
+fn limit_of(name: &str, source: Source, limits: &BTreeMap<String, i64>) -> i64 {
+    match source {
+        Source::Unlimited => -1,
+        Source::Compute(s) => limits.get(s).copied().unwrap_or(-1),
+        Source::Own(default) => limits.get(name).copied().unwrap_or(default),
+    }
+}
+
+/// A project's limit of `resource` (`router` or `floatingip`; -1: none).
+pub async fn network_limit(
+    state: &AppState,
+    project: &ProjectId,
+    resource: &str,
+) -> ApiResult<i64> {
+    let limits = state
+        .store()
+        .quota_limits(project, &state.config().quotas)
+        .await?;
+    let source = RESOURCES
+        .iter()
+        .find(|(n, _)| *n == resource)
+        .map_or(Source::Unlimited, |(_, s)| *s);
+    Ok(limit_of(resource, source, &limits))
 }
 
 /// Each resource's limit, from `limits` (compute quota resource -> limit).
 fn limits_view(limits: &BTreeMap<String, i64>) -> Value {
     let mut quota = Map::new();
     for (name, source) in RESOURCES {
-        quota.insert((*name).to_owned(), json!(limit_of(*source, limits)));
+        quota.insert((*name).to_owned(), json!(limit_of(name, *source, limits)));
     }
     Value::Object(quota)
 }
@@ -47,8 +88,8 @@ fn limits_view(limits: &BTreeMap<String, i64>) -> Value {
 /// Shows a project's network quotas.
 #[utoipa::path(get, path = "/v2.0/quotas/{project_id}", tag = "network",
     params(("project_id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "`{\"quota\": {network, subnet, port, \
-        security_group, security_group_rule}}`"),
+    responses((status = 200, description = "`{\"quota\": {network, subnet, port, router, \
+        floatingip, security_group, security_group_rule}}`"),
         (status = 403, description = "Another project (non-admin)")))]
 pub async fn network_quota_show(
     State(state): State<AppState>,
@@ -78,8 +119,10 @@ pub async fn network_quota_default(
     let defaults = &state.config().quotas;
     let limits: BTreeMap<String, i64> = RESOURCES
         .iter()
-        .filter_map(|(_, s)| *s)
-        .map(|s| (s.to_owned(), defaults.get(s)))
+        .filter_map(|(_, s)| match s {
+            Source::Compute(s) => Some(((*s).to_owned(), defaults.get(s))),
+            _ => None,
+        })
         .collect();
     Ok(ok("quota", limits_view(&limits)))
 }
@@ -101,16 +144,18 @@ pub async fn network_quota_details(
     let store = state.store();
     let limits = store.quota_limits(&project, &state.config().quotas).await?;
     let counted = usage(&state, &project, ctx.user_id()).await?;
-    let networking = store.network_counts(&project).await?;
+    let mut networking = store.network_counts(&project).await?;
+    networking.extend(store.l3_counts(&project).await?);
     let mut quota = Map::new();
     for (name, source) in RESOURCES {
-        let used = match networking.get(*name) {
-            Some(n) => *n,
-            None => source.and_then(|s| counted.get(s).copied()).unwrap_or(0),
+        let used = match (networking.get(*name), source) {
+            (Some(n), _) => *n,
+            (None, Source::Compute(s)) => counted.get(*s).copied().unwrap_or(0),
+            (None, _) => 0,
         };
         quota.insert(
             (*name).to_owned(),
-            json!({"limit": limit_of(*source, &limits), "used": used, "reserved": 0}),
+            json!({"limit": limit_of(name, *source, &limits), "used": used, "reserved": 0}),
         );
     }
     Ok(ok("quota", Value::Object(quota)))

@@ -4,7 +4,10 @@
 //! are rendered with the value Neutron shows when they are unused, so
 //! clients that read them find the key.
 
-use cloud_model::network::{Ipv4Cidr, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use cloud_model::network::{
+    FloatingIp, Ipv4Cidr, Network, Port, Router, RouterInterface, SecurityGroup, SecurityGroupRule,
+    Subnet,
+};
 use serde_json::{Value, json};
 
 /// The `<net>` document. The provider attributes (the segment) are shown
@@ -162,6 +165,73 @@ pub fn rule(r: &SecurityGroupRule, in_default: bool) -> Value {
         "created_at": r.created_at.iso_seconds(),
         "updated_at": r.created_at.iso_seconds(),
         "revision_number": 0,
+        "tags": [],
+    })
+}
+
+/// The `<router>` document: `external_gateway_info` is `null` without a
+/// gateway. Where it runs is not shown (Neutron shows it to admins only
+/// through its L3 agent scheduler extension, which we do not offer).
+pub fn router(r: &Router) -> Value {
+    let gateway = r.gateway.as_ref().map(|g| {
+        json!({
+            "network_id": g.network_id.to_string(),
+            "enable_snat": g.enable_snat,
+            "external_fixed_ips": g.fixed_ips.iter()
+                .map(|f| json!({"subnet_id": f.subnet_id.to_string(), "ip_address": f.ip_address.to_string()}))
+                .collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "id": r.id.to_string(),
+        "name": r.name,
+        "description": r.description,
+        "status": r.status,
+        "admin_state_up": r.admin_state_up,
+        "project_id": r.project_id.as_str(),
+        "tenant_id": r.project_id.as_str(),
+        "external_gateway_info": gateway,
+        "routes": r.routes.iter()
+            .map(|x| json!({"destination": x.destination.to_string(), "nexthop": x.nexthop.to_string()}))
+            .collect::<Vec<_>>(),
+        "availability_zone_hints": [],
+        "availability_zones": [],
+        "created_at": r.created_at.iso_seconds(),
+        "updated_at": r.updated_at.iso_seconds(),
+        "revision_number": r.revision,
+        "tags": [],
+    })
+}
+
+/// The answer of `add_router_interface` / `remove_router_interface`.
+pub fn router_interface(r: &Router, i: &RouterInterface) -> Value {
+    json!({
+        "id": r.id.to_string(),
+        "project_id": r.project_id.as_str(),
+        "tenant_id": r.project_id.as_str(),
+        "port_id": i.port_id.to_string(),
+        "network_id": i.network_id.to_string(),
+        "subnet_id": i.subnet_id.to_string(),
+        "subnet_ids": [i.subnet_id.to_string()],
+    })
+}
+
+/// The `<floatingip>` document.
+pub fn floating_ip(f: &FloatingIp) -> Value {
+    json!({
+        "id": f.id.to_string(),
+        "project_id": f.project_id.as_str(),
+        "tenant_id": f.project_id.as_str(),
+        "floating_network_id": f.floating_network_id.to_string(),
+        "floating_ip_address": f.floating_ip_address.to_string(),
+        "port_id": f.port_id.map(|p| p.to_string()),
+        "fixed_ip_address": f.fixed_ip_address.map(|a| a.to_string()),
+        "router_id": f.router_id.map(|r| r.to_string()),
+        "status": f.status,
+        "description": f.description,
+        "created_at": f.created_at.iso_seconds(),
+        "updated_at": f.updated_at.iso_seconds(),
+        "revision_number": f.revision,
         "tags": [],
     })
 }
