@@ -5,6 +5,7 @@
 //! namespaces.
 
 mod data_plane {
+    pub mod routers;
     pub mod support;
 }
 

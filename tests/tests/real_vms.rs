@@ -239,6 +239,140 @@ async fn a_real_guest_reaches_a_namespace_guest_on_another_host() {
     }
 }
 
+/// A real QEMU guest behind a router gets a floating IP, and this machine
+/// reaches a TCP port the guest opens, through it (the external network
+/// is the host's own test uplink: traffic stays on this machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_guest_is_reached_through_its_floating_ip() {
+    let cloud = RealCloud::start().await;
+    let c = cloud.client();
+    let image = cloud
+        .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
+        .await;
+    let flavor = cloud.flavor("real.1c128", 1, 128).await;
+    let r = c
+        .post(
+            "/network/v2.0/networks",
+            json!({"network": {"name": "public", "router:external": true,
+                "provider:network_type": "flat",
+                "provider:physical_network": support::PUBLIC_PHYSNET}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let public = r.body["network"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/subnets",
+            json!({"subnet": {"network_id": public, "cidr": support::PUBLIC_CIDR,
+                "ip_version": 4, "gateway_ip": "172.29.251.1", "enable_dhcp": false,
+                "allocation_pools": [{"start": "172.29.251.10", "end": "172.29.251.100"}]}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (net, _) = cloud.network().await;
+    let subnet = c
+        .get(&format!("/network/v2.0/subnets?network_id={net}"))
+        .await
+        .body["subnets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/routers",
+            json!({"router": {"name": "r", "external_gateway_info": {"network_id": public}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let router = r.body["router"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .put(
+            &format!("/network/v2.0/routers/{router}/add_router_interface"),
+            json!({"subnet_id": subnet}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c
+        .post(
+            "/network/v2.0/security-groups",
+            json!({"security_group": {"name": "web"}}),
+        )
+        .await;
+    let web = r.body["security_group"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/security-group-rules",
+            json!({"security_group_rule": {"security_group_id": web, "direction": "ingress",
+                "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 8080,
+                "port_range_max": 8080, "remote_ip_prefix": "0.0.0.0/0"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let serve = "#!/bin/sh\n(while true; do nc -l -p 8080 -e echo hello-from-the-vm; done) \
+                 </dev/null >/dev/null 2>&1 &\necho serving\n";
+    let r = c
+        .post(
+            "/compute/v2.1/servers",
+            json!({"server": {"name": "vm-fip", "flavorRef": flavor, "imageRef": image,
+                "networks": [{"uuid": net}],
+                "security_groups": [{"name": "default"}, {"name": "web"}],
+                "user_data": base64::engine::general_purpose::STANDARD.encode(serve)}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let vm = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let s = cloud.wait(&vm, &["ACTIVE", "ERROR"]).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    cloud.wait_marker(&vm, "READY", 1).await;
+    let port = c
+        .get(&format!("/network/v2.0/ports?device_id={vm}"))
+        .await
+        .body["ports"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/floatingips",
+            json!({"floatingip": {"floating_network_id": public, "port_id": port}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let fip = r.body["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fip_id = r.body["floatingip"]["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = cloud_dataplane::cmd::run("busybox", ["nc", "-w", "2", &fip, "8080"])
+            .await
+            .unwrap_or_default();
+        if got.trim() == "hello-from-the-vm" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "this machine did not reach the guest at {fip}:8080 (last: {got:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    cloud.delete(&vm).await;
+    let r = c
+        .delete(&format!("/network/v2.0/floatingips/{fip_id}"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = c
+        .put(
+            &format!("/network/v2.0/routers/{router}/remove_router_interface"),
+            json!({"subnet_id": subnet}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c.delete(&format!("/network/v2.0/routers/{router}")).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
 /// An image whose bytes no longer match its record fails the build with a
 /// fault naming the checksum mismatch, leaves nothing on the host and is
 /// not cached; the next boot on that host works (here an image booting its

@@ -23,6 +23,9 @@ pub struct HostUplink {
     pub cidr: Ipv4Cidr,
     /// The host's address on it: the subnet's gateway.
     pub gateway: Ipv4Addr,
+    /// Whether the subnet reaches what the host reaches (forwarding and
+    /// NAT on the host); without it only the host itself is reachable.
+    pub nat: bool,
 }
 
 /// The nftables table of the uplink's NAT (one per host).
@@ -45,6 +48,9 @@ impl HostUplink {
         cmd::run("ip", ["addr", "replace", &addr, "dev", host]).await?;
         cmd::run("ip", ["link", "set", "dev", host, "up"]).await?;
         cmd::run("ip", ["link", "set", "dev", phys, "up"]).await?;
+        if !self.nat {
+            return Ok(());
+        }
         cmd::run("sysctl", ["-qw", "net.ipv4.ip_forward=1"]).await?;
         let rules = format!(
             "add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n  chain post {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {cidr} oifname != \"{host}\" masquerade\n  }}\n}}\n",

@@ -39,6 +39,7 @@ pub fn uplink() -> HostUplink {
         physical_interface: PHYSICAL_INTERFACE.to_owned(),
         cidr: cidr(),
         gateway: gateway(),
+        nat: true,
     }
 }
 

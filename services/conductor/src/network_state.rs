@@ -13,8 +13,8 @@ use crate::Conductor;
 use cloud_bus::compute_queue;
 use cloud_driver::HostNetwork;
 use cloud_driver::network::{
-    AddressPair, Direction, EtherType, NetworkSpec, PortSpec, RemotePort, RuleSpec,
-    SecurityGroupSpec, SegmentSpec, SubnetSpec,
+    AddressPair, Direction, EtherType, FloatingIpSpec, NetworkSpec, PortSpec, RemotePort,
+    RouterGateway, RouterPort, RouterSpec, RuleSpec, SecurityGroupSpec, SegmentSpec, SubnetSpec,
 };
 use cloud_model::network::{Network, NetworkType, Port, SecurityGroupRule};
 use cloud_model::{Error, InstanceId, NetworkId, ProjectId, SecurityGroupId, Timestamp};
@@ -50,11 +50,30 @@ impl Conductor {
             .map(|p| p.host.clone())
             .collect();
         let underlay = self.store.host_underlay_ips(&others).await?;
+        let routed = self
+            .store
+            .subnets_with_router_interface(&network_ids)
+            .await?;
         let mut networks = Vec::new();
         for id in &network_ids {
             let net = self.store.network_get(*id, &Scope::All).await?;
-            networks.push(self.network_spec(&net, host, &bound, &underlay).await?);
+            let mut spec = self.network_spec(&net, host, &bound, &underlay).await?;
+            self.dhcp_addresses(&net, &mut spec, &routed).await;
+            networks.push(spec);
         }
+        // Routers' ports are bound here too (they make this host carry
+        // their networks) but are no guests' ports.
+        let ports: Vec<Port> = ports
+            .into_iter()
+            .filter(|p| !p.device_owner.starts_with("network:"))
+            .collect();
+        let routers = self
+            .store
+            .routers_on_host(host)
+            .await?
+            .into_iter()
+            .map(router_spec)
+            .collect();
         let security_groups = self.security_group_specs(&ports).await?;
         // The metadata proxy answers a port's guest with the data of the
         // server it names, so a port names only a live server of its own
@@ -81,8 +100,37 @@ impl Conductor {
                 })
                 .collect(),
             security_groups,
-            routers: Vec::new(),
+            routers,
         })
+    }
+
+    /// Where something else holds a subnet's gateway (a router's
+    /// interface; the physical router of a flat or VLAN network), the
+    /// network's namespace serves DHCP from the subnet's DHCP port
+    /// address instead. A subnet whose DHCP port cannot be had (no free
+    /// address) is served no DHCP, and says why in the log.
+    async fn dhcp_addresses(
+        &self,
+        net: &Network,
+        spec: &mut NetworkSpec,
+        routed: &BTreeSet<cloud_model::SubnetId>,
+    ) {
+        let provider = net.segment.network_type != NetworkType::Vxlan;
+        for s in &mut spec.subnets {
+            let Some(id) = cloud_model::SubnetId::parse(&s.id) else {
+                continue;
+            };
+            s.gateway_elsewhere = provider || routed.contains(&id);
+            if !s.gateway_elsewhere || !s.dhcp {
+                continue;
+            }
+            match self.store.dhcp_port_ensure(net.id, id).await {
+                Ok(a) => s.dhcp_address = Some(a),
+                Err(e) => {
+                    tracing::warn!(subnet = %s.id, error = %e, "no DHCP address for the subnet")
+                }
+            }
+        }
     }
 
     async fn network_spec(
@@ -205,6 +253,42 @@ impl Conductor {
         }))
         .await;
         Ok(())
+    }
+}
+
+/// A router as its host builds it.
+fn router_spec(r: cloud_store::HostRouter) -> RouterSpec {
+    RouterSpec {
+        id: r.router.id.to_string(),
+        interfaces: r
+            .interfaces
+            .iter()
+            .map(|i| RouterPort {
+                port_id: i.port_id.to_string(),
+                network_id: i.network_id.to_string(),
+                mac: i.mac_address.to_ascii_lowercase(),
+                address: i.ip_address,
+                cidr: i.cidr,
+            })
+            .collect(),
+        gateway: r.gateway.map(|g| RouterGateway {
+            port_id: g.port_id.to_string(),
+            network_id: g.network_id.to_string(),
+            mac: g.mac.to_ascii_lowercase(),
+            address: g.address,
+            cidr: g.cidr,
+            next_hop: g.next_hop,
+            snat: g.snat,
+        }),
+        floating_ips: r
+            .floating_ips
+            .iter()
+            .map(|(f, x)| FloatingIpSpec {
+                floating_ip: *f,
+                fixed_ip: *x,
+            })
+            .collect(),
+        routes: r.router.routes.clone(),
     }
 }
 

@@ -42,17 +42,37 @@ impl Cloud {
     /// in-process bus, or PostgreSQL with RabbitMQ). `None` when the
     /// machine cannot run namespaces outside CI (the bed says why).
     pub async fn start(backend: Backend, hosts: usize) -> Option<Cloud> {
+        Self::start_bed(backend, hosts, false).await
+    }
+
+    /// [`Cloud::start`] with an external network on the physical network
+    /// `public` (the bed's outside namespace beyond it) and host 1 (index
+    /// 0) as the network node running routers.
+    pub async fn start_with_external(backend: Backend, hosts: usize) -> Option<Cloud> {
+        Self::start_bed(backend, hosts, true).await
+    }
+
+    async fn start_bed(backend: Backend, hosts: usize, external: bool) -> Option<Cloud> {
         if !netbed_available() {
             return None;
         }
         let mut options = PlaneOptions::hosts(backend, 0, FakeConfig::default());
-        options.api = |c| c.metadata.shared_secret = Some(METADATA_SECRET.to_owned());
+        options.api = |c| {
+            c.metadata.shared_secret = Some(METADATA_SECRET.to_owned());
+            c.network
+                .physical_networks
+                .push(cloud_test_utils::netbed::EXTERNAL_PHYSNET.to_owned());
+        };
         let mut plane = ControlPlane::start(options).await;
         let metadata = MetadataProxyConfig {
             api_url: format!("{}/metadata", plane.api.url),
             shared_secret: METADATA_SECRET.to_owned(),
         };
-        let bed = NetBed::new(hosts, Some(metadata)).await;
+        let bed = if external {
+            NetBed::with_external(hosts, Some(metadata)).await
+        } else {
+            NetBed::new(hosts, Some(metadata)).await
+        };
         for (i, h) in bed.hosts.iter().enumerate() {
             plane
                 .add_host_with(bed.agent_config(i), h.driver.clone())
@@ -108,6 +128,52 @@ impl Cloud {
             .await;
         assert_eq!(r.status, 201, "subnet create: {}", r.body);
         id
+    }
+
+    /// The external network on the bed's outside (admin, `router:external`,
+    /// flat on `public`), its subnet's gateway the outside namespace, no
+    /// DHCP; returns its id.
+    pub async fn external_network(&self) -> String {
+        let ext = self
+            .bed
+            .external
+            .as_ref()
+            .expect("a bed with an external network");
+        let r = self
+            .admin
+            .client
+            .post(
+                "/network/v2.0/networks",
+                json!({"network": {"name": "public", "router:external": true,
+                    "provider:network_type": "flat",
+                    "provider:physical_network": cloud_test_utils::netbed::EXTERNAL_PHYSNET}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "external network: {}", r.body);
+        let id = r.body["network"]["id"].as_str().unwrap().to_owned();
+        let base = ext.cidr.trim_end_matches(".0/24");
+        let r = self
+            .admin
+            .client
+            .post(
+                "/network/v2.0/subnets",
+                json!({"subnet": {"network_id": id, "cidr": ext.cidr, "ip_version": 4,
+                    "gateway_ip": ext.outside_ip.to_string(), "enable_dhcp": false,
+                    "allocation_pools": [{"start": format!("{base}.10"), "end": format!("{base}.200")}]}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "external subnet: {}", r.body);
+        id
+    }
+
+    /// The id of the (first) subnet of `network`.
+    pub async fn subnet_of(&self, network: &str) -> String {
+        let r = self
+            .admin
+            .client
+            .get(&format!("/network/v2.0/subnets?network_id={network}"))
+            .await;
+        r.body["subnets"][0]["id"].as_str().unwrap().to_owned()
     }
 
     /// Boots a server on `network` as `who` (on `host` when given: the

@@ -159,7 +159,11 @@ impl RealCloud {
             a.shutdown_timeout_secs = 60;
             a.inventory.cpu_allocation_ratio = 4.0;
         };
+        options.api = |c| c.network.physical_networks.push(PUBLIC_PHYSNET.to_owned());
         let mut plane = ControlPlane::start(options).await;
+        // The host's way to floating IPs: an uplink holding the external
+        // subnet's gateway, without NAT (the host itself is the outside).
+        test_uplink().ensure().await.expect("test uplink");
         let admin = plane.api.admin().await;
         let dir = tempfile::tempdir().unwrap();
         // QEMU runs as libvirt-qemu: it must reach the files below.
@@ -430,9 +434,28 @@ impl Drop for RealCloud {
                 let _ = driver
                     .apply_network(&cloud_driver::HostNetwork::default())
                     .await;
+                let _ = cloud_dataplane::cmd::run("ip", ["link", "del", UPLINK_HOST]).await;
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+/// The physical network of the tests' external network.
+pub const PUBLIC_PHYSNET: &str = "public";
+/// The uplink's ends: the host's, and the one on the external bridge.
+const UPLINK_HOST: &str = "ctpub0";
+const UPLINK_PHYS: &str = "ctpub1";
+/// The external subnet; the host is its gateway (.1).
+pub const PUBLIC_CIDR: &str = "172.29.251.0/24";
+
+fn test_uplink() -> cloud_dataplane::uplink::HostUplink {
+    cloud_dataplane::uplink::HostUplink {
+        host_interface: UPLINK_HOST.to_owned(),
+        physical_interface: UPLINK_PHYS.to_owned(),
+        cidr: cloud_model::network::Ipv4Cidr::parse(PUBLIC_CIDR).unwrap(),
+        gateway: Ipv4Addr::new(172, 29, 251, 1),
+        nat: false,
     }
 }
 
@@ -440,6 +463,8 @@ impl Drop for RealCloud {
 /// used: hosts added whole take these).
 fn agent_config(local_ip: Option<Ipv4Addr>) -> AgentConfig {
     let mut a = AgentConfig::for_host(HOST);
+    // Routers run here, with the external network on the test uplink.
+    a.network_node = true;
     a.heartbeat_secs = 0.5;
     a.power_sync_secs = 1.0;
     a.maintenance_secs = 1.0;
@@ -461,6 +486,7 @@ async fn new_driver(
         cloud_dataplane::DataPlaneConfig {
             local_ip,
             state_dir: config.state_path.join("network"),
+            physical_interfaces: [(PUBLIC_PHYSNET.to_owned(), UPLINK_PHYS.to_owned())].into(),
             ..cloud_dataplane::DataPlaneConfig::default()
         },
     ));
