@@ -3,8 +3,10 @@
 use crate::commands::compute::{
     FlavorCmd, HypervisorCmd, KeypairCmd, QuotaCmd, ServerGroupCmd, ServiceCmd,
 };
+use crate::commands::floating_ips::FloatingIpCmd;
 use crate::commands::image::ImageCmd;
 use crate::commands::network::{NetworkCmd, PortCmd, SecurityGroupCmd, SubnetCmd};
+use crate::commands::routers::RouterCmd;
 use crate::commands::servers::{
     ActionsArgs, BootArgs, ConsoleArgs, DeleteArgs, ListArgs, PowerArgs, RebootArgs, ShowArgs,
 };
@@ -25,6 +27,7 @@ $XDG_CACHE_HOME/cloud/tokens (0600) until they expire.
 Examples:
   export OS_CLOUD=devstack
   cloud boot web-1 --flavor m1.small --image cirros --nic net-id=app-net --wait
+  cloud boot web-2 --flavor m1.small --image cirros --nic net-id=app-net --floating-ip public
   cloud list -f json
   cloud apply -f stack.yaml --auto-approve
 
@@ -101,6 +104,12 @@ pub enum Command {
     /// Ports.
     #[command(subcommand)]
     Port(PortCmd),
+    /// Routers: external gateways and interfaces on subnets.
+    #[command(subcommand)]
+    Router(RouterCmd),
+    /// Floating IPs: external addresses for servers.
+    #[command(subcommand)]
+    FloatingIp(FloatingIpCmd),
     /// Keypairs.
     #[command(subcommand)]
     Keypair(KeypairCmd),

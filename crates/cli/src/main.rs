@@ -18,7 +18,7 @@ mod token_cache;
 
 use crate::app::App;
 use crate::cli::{Cli, Command, TokenCmd};
-use crate::commands::{compute, image, network, servers};
+use crate::commands::{compute, floating_ips, image, network, routers, servers};
 use crate::exit::CliResult;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
@@ -88,6 +88,8 @@ async fn dispatch(app: &App, command: &Command) -> CliResult {
         Command::Network(c) => network::network(app, c).await,
         Command::Subnet(c) => network::subnet(app, c).await,
         Command::Port(c) => network::port(app, c).await,
+        Command::Router(c) => routers::router(app, c).await,
+        Command::FloatingIp(c) => floating_ips::floating_ip(app, c).await,
         Command::Keypair(c) => compute::keypair(app, c).await,
         Command::SecurityGroup(c) => network::security_group(app, c).await,
         Command::ServerGroup(c) => compute::server_group(app, c).await,

@@ -10,7 +10,11 @@
 //!   version document ([`Client::compute_microversion`]).
 //! * Resources are `serde_json::Value`s with the API's field names; a
 //!   [`Kind`] describes each collection, [`Client::find`] resolves names or
-//!   ids (an ambiguous name is an error listing the matches).
+//!   ids (an ambiguous name is an error listing the matches); floating IPs
+//!   are found by address.
+//! * Routers and floating IPs ([`ROUTER`], [`FLOATING_IP`]) add interfaces,
+//!   gateways and associations ([`Client::add_router_interface`],
+//!   [`Client::associate_floating_ip`], ...).
 //! * Every failure is an [`Error`]; answers from the server keep its
 //!   message, HTTP status and request id ([`ApiError`]).
 //! * `--debug`-style tracing: every exchange is logged at debug level
@@ -20,6 +24,7 @@ mod auth;
 mod compute;
 mod error;
 mod image;
+mod l3;
 mod login;
 mod microversion;
 mod resource;
@@ -28,6 +33,9 @@ mod session;
 pub use auth::{AuthOptions, Credentials, Domain, Endpoint, Named, Token};
 pub use compute::{WaitOutcome, fault_of};
 pub use error::{ApiError, Error, Result, fault_message};
+pub use l3::{
+    FLOATING_IP, Interface, ROUTER, ROUTER_INTERFACE_OWNER, floating_addresses, gateway_info,
+};
 pub use microversion::{CLIENT_MAX, CLIENT_MIN, Microversion, negotiate};
 pub use reqwest::Method;
 pub use resource::{

@@ -2,8 +2,10 @@
 //! every resource shares.
 
 pub mod compute;
+pub mod floating_ips;
 pub mod image;
 pub mod network;
+pub mod routers;
 pub mod servers;
 
 use crate::app::App;

@@ -2,6 +2,7 @@
 //! `stop`, `start`, `reboot`, `console-log`, `actions`.
 
 use crate::app::App;
+use crate::commands::floating_ips;
 use crate::exit::{CliError, CliResult};
 use crate::output::{Col, OutputArgs, print_list, print_show};
 use base64::Engine;
@@ -18,7 +19,8 @@ use std::path::PathBuf;
   cloud boot db --flavor m1.medium --image cirros \\
       --nic net-id=app-net,v4-fixed-ip=10.0.1.20 --key-name deploy \\
       --security-group web --hint group=spread --user-data init.sh
-  cloud boot batch --flavor m1.tiny --image cirros --nic none --min-count 3 --max-count 3")]
+  cloud boot batch --flavor m1.tiny --image cirros --nic none --min-count 3 --max-count 3
+  cloud boot web-2 --flavor m1.tiny --image cirros --nic net-id=app-net --floating-ip public --wait")]
 pub struct BootArgs {
     /// Server name.
     pub name: String,
@@ -59,6 +61,11 @@ pub struct BootArgs {
     /// Wait until the server is ACTIVE (exit 6 with the fault on ERROR).
     #[arg(long)]
     pub wait: bool,
+    /// Once ACTIVE (always waited for), allocate a floating IP on this
+    /// external network for the server's first port; shown as
+    /// `floating_ip`. With --wait, also wait until its addresses show it.
+    #[arg(long, value_name = "NETWORK")]
+    pub floating_ip: Option<String>,
     /// Idempotency key: retrying with the same key never boots twice
     /// (default: a fresh key per command).
     #[arg(long)]
@@ -113,6 +120,19 @@ async fn nic(app: &App, spec: &str) -> CliResult<Option<Value>> {
 
 /// Boots a server.
 pub async fn boot(app: &App, a: &BootArgs) -> CliResult {
+    let batch = a.min_count.unwrap_or(1).max(a.max_count.unwrap_or(1)) > 1;
+    let fip_net = match &a.floating_ip {
+        Some(_) if batch => {
+            return Err(CliError::usage("--floating-ip boots one server at a time"));
+        }
+        Some(_) if a.nics.iter().any(|n| n == "none") => {
+            return Err(CliError::usage(
+                "--floating-ip needs a NIC (not --nic none)",
+            ));
+        }
+        Some(n) => Some(floating_ips::external_network(app, n).await?),
+        None => None,
+    };
     let flavor = app.client.find(FLAVOR, &a.flavor).await?;
     let image = app.client.find_id(IMAGE, &a.image).await?;
     let mut server = json!({
@@ -177,17 +197,22 @@ pub async fn boot(app: &App, a: &BootArgs) -> CliResult {
         .client_token
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let batch = a.min_count.unwrap_or(1).max(a.max_count.unwrap_or(1)) > 1;
     if batch {
         return boot_batch(app, a, body, &key).await;
     }
     let created = app.client.create(SERVER, body, Some(&key)).await?;
     let id = created.id_str();
-    let shown = if a.wait {
+    let shown = if a.wait || fip_net.is_some() {
         app.wait_server(&id, &a.name, &["ACTIVE"]).await?
     } else {
         app.client.get(SERVER, &id).await?
     };
+    let Some(net) = fip_net else {
+        return print_show(&shown, &a.output);
+    };
+    let address = floating_ips::attach_to_server(app, &id, &a.name, &net, &key, a.wait).await?;
+    let mut shown = app.client.get(SERVER, &id).await?;
+    shown["floating_ip"] = json!(address);
     print_show(&shown, &a.output)
 }
 

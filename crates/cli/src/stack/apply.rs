@@ -9,7 +9,8 @@ use crate::stack::plan::{Action, Live, Plan};
 use crate::stack::spec::{Desired, ResKind};
 use crate::stack::state::{Entry, Pending, State};
 use chrono::Utc;
-use std::collections::BTreeMap;
+use cloud_client::ValueExt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,8 +139,10 @@ impl<'a> Applier<'a> {
     }
 
     /// Creates and updates, in order; then waits for new servers to be
-    /// ACTIVE. Servers that end in ERROR fail the apply (exit 6) and are
-    /// replaced by the next one.
+    /// ACTIVE. Floating IPs go to servers' ports, so the servers are waited
+    /// for before the first of them (one whose server failed is left for
+    /// the next apply). Servers that end in ERROR fail the apply (exit 6)
+    /// and are replaced by the next one.
     pub async fn run_applies(&mut self, plan: &Plan, live: &BTreeMap<String, Live>) -> CliResult {
         let mut servers: Vec<(String, String)> = self
             .state
@@ -151,15 +154,26 @@ impl<'a> Applier<'a> {
             })
             .map(|(_, e)| (e.name.clone(), e.id.clone()))
             .collect();
+        let mut failures = Vec::new();
+        let mut failed: BTreeSet<String> = BTreeSet::new();
         for c in &plan.applies {
             self.check_interrupt()?;
             let Some(d) = &c.desired else { continue };
+            if d.addr.kind == ResKind::FloatingIp {
+                self.wait_active(&mut servers, &mut failures, &mut failed)
+                    .await;
+                if failed.contains(d.inputs.text("server")) {
+                    continue;
+                }
+            }
             match &c.action {
                 Action::Update(_) => {
                     let Some(entry) = self.state.get(&d.addr).cloned() else {
                         continue;
                     };
-                    ops::update(self.app, &entry.id, d).await?;
+                    ops::update(self.app, &self.state, &entry, d)
+                        .await
+                        .map_err(|e| CliError::new(e.code, format!("{}: {}", d.addr, e.message)))?;
                     let e = self.state.resources.entry(d.addr.key());
                     e.and_modify(|e| e.inputs = d.inputs.clone());
                     self.save()?;
@@ -175,12 +189,8 @@ impl<'a> Applier<'a> {
                 Action::Delete => {}
             }
         }
-        let mut failures = Vec::new();
-        for (name, id) in servers {
-            if let Err(e) = self.app.wait_server(&id, &name, &["ACTIVE"]).await {
-                failures.push(e);
-            }
-        }
+        self.wait_active(&mut servers, &mut failures, &mut failed)
+            .await;
         match failures.len() {
             0 => Ok(()),
             1 => Err(failures.remove(0)),
@@ -195,6 +205,22 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Waits for `servers` to be ACTIVE, noting the failures and the names
+    /// of the servers that failed.
+    async fn wait_active(
+        &self,
+        servers: &mut Vec<(String, String)>,
+        failures: &mut Vec<CliError>,
+        failed: &mut BTreeSet<String>,
+    ) {
+        for (name, id) in servers.drain(..) {
+            if let Err(e) = self.app.wait_server(&id, &name, &["ACTIVE"]).await {
+                failures.push(e);
+                failed.insert(name);
+            }
+        }
+    }
+
     /// Re-sends a recorded create (same key, same body: the server replays
     /// the first answer); for one older than the server keeps keys, looks
     /// the resource up by name instead. Returns its id, or "" if it was
@@ -203,19 +229,10 @@ impl<'a> Applier<'a> {
         let Some(p) = &e.pending else {
             return Ok(e.id.clone());
         };
-        let kind = ops::kind_of(e.kind);
         if (Utc::now() - p.since).num_seconds() > KEY_TRUST_SECS {
-            return match self.app.client.find(kind, &e.name).await {
-                Ok(v) => Ok(ops::created_id(e.kind, &v, &e.name)),
-                Err(err) if err.is_not_found() => Ok(String::new()),
-                Err(err) => Err(err.into()),
-            };
+            return ops::find_made(self.app, e, p).await;
         }
-        let created = self
-            .app
-            .client
-            .create(kind, p.body.clone(), Some(&p.key))
-            .await?;
+        let created = ops::send_create(self.app, e.kind, p.body.clone(), &p.key).await?;
         Ok(ops::created_id(e.kind, &created, &e.name))
     }
 
@@ -272,12 +289,7 @@ impl<'a> Applier<'a> {
             },
         );
         self.save()?;
-        let created = match self
-            .app
-            .client
-            .create(ops::kind_of(d.addr.kind), body, Some(&pending.key))
-            .await
-        {
+        let created = match ops::send_create(self.app, d.addr.kind, body, &pending.key).await {
             Ok(v) => v,
             Err(err) => {
                 if err.status().is_some_and(|s| (400..500).contains(&s)) {

@@ -21,6 +21,10 @@ pub(crate) struct StackFile {
     pub(crate) subnets: Vec<SubnetSpec>,
     #[serde(default)]
     pub(crate) servers: Vec<ServerSpec>,
+    #[serde(default)]
+    pub(crate) routers: Vec<RouterSpec>,
+    #[serde(default)]
+    pub(crate) floating_ips: Vec<FloatingIpSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,4 +145,28 @@ pub(crate) struct ServerSpec {
     pub(crate) user_data: Option<String>,
     #[serde(default)]
     pub(crate) metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouterSpec {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) external_network: Option<String>,
+    #[serde(default = "yes")]
+    pub(crate) enable_snat: bool,
+    #[serde(default)]
+    pub(crate) description: String,
+    #[serde(default)]
+    pub(crate) interfaces: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FloatingIpSpec {
+    /// Its name in the stack (default: the server's).
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    pub(crate) server: String,
+    pub(crate) network: String,
 }

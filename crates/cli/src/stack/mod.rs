@@ -1,7 +1,8 @@
 //! Declarative automation: `cloud plan|apply|destroy -f stack.yaml`.
 //!
 //! A stack file declares networks, subnets, security groups (with rules),
-//! keypairs, server groups and servers, referring to each other by name
+//! keypairs, server groups, servers, routers (with their interfaces) and
+//! floating IPs ([`l3`]), referring to each other by name
 //! ([`spec`]). Which cloud resources the stack owns is recorded in a state
 //! file beside it ([`state`]; docs/adr/0004-declarative-state.md says why).
 //! `plan` compares the file with the state and the cloud ([`plan`]);
@@ -9,6 +10,7 @@
 
 mod apply;
 mod file;
+mod l3;
 mod ops;
 mod plan;
 mod spec;
@@ -42,6 +44,10 @@ A stack file (YAML):
       server_group: spread
       key_name: deploy
       metadata: {role: web}
+  routers:                          # after subnets; gateway on an external network
+    - {name: edge, external_network: public, enable_snat: true, interfaces: [app-v4]}
+  floating_ips:                     # once the server is ACTIVE, on its first port
+    - {server: web-1, network: public}
 
 Names declared in the file refer to the stack's own resources; other names
 (flavors, images, a shared network) must already exist. The state, which
@@ -70,8 +76,9 @@ Examples:
 
 /// Help of `cloud destroy`.
 pub const DESTROY_HELP: &str = "\
-Deletes every resource the stack's state records (servers first), then the
-state file. Resources the stack does not own are never touched.
+Deletes every resource the stack's state records (floating IPs and servers
+first, then router interfaces, routers, subnets, networks), then the state
+file. Resources the stack does not own are never touched.
 
 Examples:
   cloud destroy -f stack.yaml

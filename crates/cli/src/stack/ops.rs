@@ -3,13 +3,14 @@
 
 use crate::app::App;
 use crate::exit::{CliError, CliResult};
+use crate::stack::l3;
 use crate::stack::plan::Live;
 use crate::stack::spec::{Desired, ResKind, Stack};
-use crate::stack::state::{Entry, State};
+use crate::stack::state::{Entry, Pending, State};
 use base64::Engine;
 use cloud_client::{
-    FLAVOR, IMAGE, KEYPAIR, Kind, NETWORK, SECURITY_GROUP, SECURITY_GROUP_RULE, SERVER,
-    SERVER_GROUP, SUBNET, ValueExt,
+    FLAVOR, FLOATING_IP, IMAGE, KEYPAIR, Kind, NETWORK, PORT, ROUTER, SECURITY_GROUP,
+    SECURITY_GROUP_RULE, SERVER, SERVER_GROUP, SUBNET, ValueExt,
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -23,7 +24,10 @@ pub fn kind_of(k: ResKind) -> Kind {
         ResKind::SecurityGroupRule => SECURITY_GROUP_RULE,
         ResKind::Network => NETWORK,
         ResKind::Subnet => SUBNET,
+        ResKind::Router => ROUTER,
+        ResKind::RouterInterface => PORT,
         ResKind::Server => SERVER,
+        ResKind::FloatingIp => FLOATING_IP,
     }
 }
 
@@ -96,12 +100,32 @@ pub async fn check_external(app: &App, stack: &Stack) -> CliResult {
             })?;
         }
     }
+    for d in &stack.resources {
+        for used in l3::uses(d) {
+            if declared(used.kind, &used.name)
+                || !seen.insert((used.kind.label(), used.name.clone()))
+            {
+                continue;
+            }
+            let named = |e: CliError| CliError::new(e.code, format!("{}: {}", d.addr, e.message));
+            if used.kind == ResKind::Network {
+                l3::check_external_network(app, &used.name)
+                    .await
+                    .map_err(named)?;
+            } else {
+                app.client
+                    .find(kind_of(used.kind), &used.name)
+                    .await
+                    .map_err(|e| named(e.into()))?;
+            }
+        }
+    }
     Ok(())
 }
 
 /// The id of the resource a stack refers to by `name`: the stack's own
 /// (from the state), else an existing one of the cloud.
-async fn resolve(app: &App, state: &State, kind: ResKind, name: &str) -> CliResult<String> {
+pub async fn resolve(app: &App, state: &State, kind: ResKind, name: &str) -> CliResult<String> {
     if let Some(e) = state.resources.get(&format!("{}.{name}", kind.label()))
         && !e.id.is_empty()
     {
@@ -163,7 +187,41 @@ pub async fn create_body(app: &App, state: &State, d: &Desired) -> CliResult<Val
             json!({ "subnet": s })
         }
         ResKind::Server => server_body(app, state, d).await?,
+        ResKind::Router | ResKind::RouterInterface | ResKind::FloatingIp => {
+            l3::create_body(app, state, d).await?
+        }
     })
+}
+
+/// Sends the create request `body` of a `kind` with its idempotency key.
+pub async fn send_create(
+    app: &App,
+    kind: ResKind,
+    body: Value,
+    key: &str,
+) -> cloud_client::Result<Value> {
+    match kind {
+        ResKind::Router | ResKind::RouterInterface | ResKind::FloatingIp => {
+            l3::send_create(app, kind, body, key).await
+        }
+        _ => app.client.create(kind_of(kind), body, Some(key)).await,
+    }
+}
+
+/// The id of what pending create `p` of `e` made, found by name (or what
+/// it was made for) rather than by its idempotency key; "" if nothing.
+pub async fn find_made(app: &App, e: &Entry, p: &Pending) -> CliResult<String> {
+    if matches!(
+        e.kind,
+        ResKind::Router | ResKind::RouterInterface | ResKind::FloatingIp
+    ) {
+        return l3::find_made(app, e, p).await;
+    }
+    match app.client.find(kind_of(e.kind), &e.name).await {
+        Ok(v) => Ok(created_id(e.kind, &v, &e.name)),
+        Err(err) if err.is_not_found() => Ok(String::new()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 async fn server_body(app: &App, state: &State, d: &Desired) -> CliResult<Value> {
@@ -217,9 +275,9 @@ pub fn created_id(kind: ResKind, created: &Value, name: &str) -> String {
     }
 }
 
-/// Applies the in-place changes of `d` to resource `id`.
-pub async fn update(app: &App, id: &str, d: &Desired) -> CliResult {
-    let i = &d.inputs;
+/// Applies the in-place changes of `d` to the resource `entry` records.
+pub async fn update(app: &App, state: &State, entry: &Entry, d: &Desired) -> CliResult {
+    let (id, i) = (entry.id.as_str(), &d.inputs);
     let pick = |keys: &[&str]| -> Value {
         let m: Map<String, Value> = keys
             .iter()
@@ -260,6 +318,7 @@ pub async fn update(app: &App, id: &str, d: &Desired) -> CliResult {
                 )
                 .await?;
         }
+        ResKind::Router | ResKind::FloatingIp => l3::update(app, state, entry, d).await?,
         other => {
             return Err(CliError::failure(format!(
                 "internal: {} cannot be updated in place",
@@ -274,6 +333,9 @@ pub async fn update(app: &App, id: &str, d: &Desired) -> CliResult {
 pub async fn delete(app: &App, e: &Entry) -> CliResult {
     if e.id.is_empty() {
         return Ok(());
+    }
+    if e.kind == ResKind::RouterInterface {
+        return l3::delete_interface(app, &e.id).await;
     }
     match app.client.delete(kind_of(e.kind), &e.id).await {
         Ok(()) => Ok(()),

@@ -119,7 +119,7 @@ fn check_dangling(stack: &Stack, state: &State) -> CliResult {
                     used.push(Addr::new(ResKind::SecurityGroup, g));
                 }
             }
-            _ => {}
+            _ => used.extend(crate::stack::l3::uses(d)),
         }
         for u in used {
             if !declared.contains(&u) && state.get(&u).is_some() {
@@ -159,10 +159,20 @@ pub fn diff(stack: &Stack, state: &State, live: &BTreeMap<String, Live>) -> CliR
                     .filter(|(k, _, _)| !updatable.contains(&k.as_str()))
                     .map(|(k, o, n)| format!("{k}: {} -> {}", short(o), short(n)))
                     .collect();
+                // What a floating IP must be associated again for.
+                let mut relink: Vec<String> = Vec::new();
                 for r in &d.refs {
                     if r.hard && renewed.contains(&r.to) {
                         reasons.push(format!("{} is replaced", r.to));
+                    } else if d.addr.kind == ResKind::FloatingIp && renewed.contains(&r.to) {
+                        relink.push(format!("{} is replaced", r.to));
                     }
+                }
+                if d.addr.kind == ResKind::FloatingIp
+                    && let Some(Live::Present(Some(s))) = status
+                    && s.eq_ignore_ascii_case("DOWN")
+                {
+                    relink.push("it is not associated".into());
                 }
                 if let Some(Live::Present(Some(s))) = status
                     && s.eq_ignore_ascii_case("ERROR")
@@ -171,11 +181,12 @@ pub fn diff(stack: &Stack, state: &State, live: &BTreeMap<String, Live>) -> CliR
                 }
                 if !reasons.is_empty() {
                     Some(Action::Replace(reasons))
-                } else if !changes.is_empty() {
+                } else if !changes.is_empty() || !relink.is_empty() {
                     Some(Action::Update(
                         changes
                             .iter()
                             .map(|(k, o, n)| format!("{k}: {} -> {}", short(o), short(n)))
+                            .chain(relink)
                             .collect(),
                     ))
                 } else {

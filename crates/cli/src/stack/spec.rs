@@ -32,8 +32,14 @@ pub enum ResKind {
     Network,
     /// A subnet.
     Subnet,
+    /// A router (with its external gateway).
+    Router,
+    /// A router's interface on a subnet (its id is the interface port's).
+    RouterInterface,
     /// A server.
     Server,
+    /// A floating IP associated with a server.
+    FloatingIp,
 }
 
 impl ResKind {
@@ -46,7 +52,10 @@ impl ResKind {
             ResKind::SecurityGroupRule => "security_group_rule",
             ResKind::Network => "network",
             ResKind::Subnet => "subnet",
+            ResKind::Router => "router",
+            ResKind::RouterInterface => "router_interface",
             ResKind::Server => "server",
+            ResKind::FloatingIp => "floating_ip",
         }
     }
 
@@ -62,6 +71,8 @@ impl ResKind {
             ],
             ResKind::SecurityGroup => &["description"],
             ResKind::Server => &["metadata"],
+            ResKind::Router => &["external_network", "enable_snat", "description"],
+            ResKind::FloatingIp => &["server"],
             _ => &[],
         }
     }
@@ -214,6 +225,14 @@ fn build(f: StackFile, base: &Path) -> CliResult<Stack> {
         ResKind::Network,
         f.networks.iter().map(|k| &k.name).collect(),
     ));
+    names.extend(declared(
+        ResKind::Subnet,
+        f.subnets.iter().map(|k| &k.name).collect(),
+    ));
+    names.extend(declared(
+        ResKind::Server,
+        f.servers.iter().map(|k| &k.name).collect(),
+    ));
     let local = |kind: ResKind, name: &str, hard: bool| -> Option<Ref> {
         names.contains(&(kind, name.to_owned())).then(|| Ref {
             to: Addr::new(kind, name),
@@ -349,6 +368,9 @@ fn build(f: StackFile, base: &Path) -> CliResult<Stack> {
             }),
             refs,
         )?;
+    }
+    for d in crate::stack::l3::build(&f, &names)? {
+        push(d.addr, d.inputs, d.refs)?;
     }
     out.sort_by(|a, b| {
         a.addr

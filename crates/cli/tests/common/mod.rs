@@ -49,12 +49,30 @@ pub struct Cloud {
 impl Cloud {
     /// `hosts` fake hosts on SQLite; the user is alice, member of demo.
     pub async fn start(hosts: usize) -> Cloud {
-        let plane = ControlPlane::start(PlaneOptions::hosts(
+        Self::start_opts(PlaneOptions::hosts(
             Backend::Sqlite,
             hosts,
             FakeConfig::default(),
         ))
-        .await;
+        .await
+    }
+
+    /// Like [`Cloud::start`], the hosts with the network role: routers
+    /// run there.
+    pub async fn start_network_nodes(hosts: usize) -> Cloud {
+        let mut options = PlaneOptions::hosts(Backend::Sqlite, hosts, FakeConfig::default());
+        options.agent = |a| {
+            a.heartbeat_secs = 0.5;
+            a.power_sync_secs = 1.0;
+            a.shutdown_timeout_secs = 5;
+            a.network_node = true;
+        };
+        Self::start_opts(options).await
+    }
+
+    /// A cloud started with `options`; the user is alice, member of demo.
+    pub async fn start_opts(options: PlaneOptions) -> Cloud {
+        let plane = ControlPlane::start(options).await;
         plane.api.account("demo", "alice", "member").await;
         let dir = tempfile::tempdir().expect("tempdir");
         let env = vec![
@@ -134,6 +152,34 @@ impl Cloud {
     /// A path in the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Creates, as admin, the external network `name` (flat, on physnet1)
+    /// with a subnet `cidr`; returns the network's id.
+    pub async fn external_network(&self, name: &str, cidr: &str) -> String {
+        let admin = self.plane.api.admin().await.client;
+        let r = admin
+            .post(
+                "/network/v2.0/networks",
+                serde_json::json!({"network": {
+                    "name": name, "router:external": true,
+                    "provider:network_type": "flat", "provider:physical_network": "physnet1",
+                }}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.body["network"]["id"].as_str().unwrap().to_owned();
+        let r = admin
+            .post(
+                "/network/v2.0/subnets",
+                serde_json::json!({"subnet": {
+                    "name": format!("{name}-subnet"), "network_id": id, "cidr": cidr,
+                    "ip_version": 4, "enable_dhcp": false,
+                }}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        id
     }
 
     /// Uploads a small image named `name` through the CLI.
