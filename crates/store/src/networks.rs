@@ -4,7 +4,8 @@ use crate::Scope;
 use crate::db::{Store, db_error, flag, is_foreign_key_violation};
 use crate::row::RowExt;
 use cloud_model::network::{
-    AllocationPool, HostRoute, Ipv4Cidr, Network, NetworkType, Segment, Subnet,
+    AllocationPool, DEVICE_OWNER_DHCP, DEVICE_OWNER_ROUTER_INTERFACE, HostRoute, Ipv4Cidr, Network,
+    NetworkType, Segment, Subnet,
 };
 use cloud_model::{Error, NetworkId, ProjectId, ResourceKind, SubnetId, Timestamp};
 use sqlx::any::AnyRow;
@@ -250,7 +251,9 @@ impl Store {
         Ok((next <= vnis.last).then_some(next))
     }
 
-    /// A network the scope may see (its own or a shared one).
+    /// A network the scope may see: its own, a shared one, or an external
+    /// one (Neutron shows `router:external` networks to every project, so
+    /// that floating IPs and router gateways can name them).
     pub async fn network_get(&self, id: NetworkId, scope: &Scope) -> Result<Network, Error> {
         let mut nets = self
             .network_query(scope, Some(id), &BTreeMap::new())
@@ -259,7 +262,8 @@ impl Store {
             .ok_or_else(|| Error::not_found(ResourceKind::Network, id))
     }
 
-    /// Networks the scope may see, filtered by exact field values
+    /// Networks the scope may see (as [`Store::network_get`]), filtered by
+    /// exact field values
     /// (`name`, `shared`, `admin_state_up`, `project_id`, `router:external`).
     pub async fn network_list(
         &self,
@@ -286,7 +290,8 @@ impl Store {
             }
         };
         let rows = sqlx::query(&format!(
-            "SELECT {NET_COLS} FROM networks WHERE ($1 IS NULL OR project_id = $1 OR shared = 1) \
+            "SELECT {NET_COLS} FROM networks \
+             WHERE ($1 IS NULL OR project_id = $1 OR shared = 1 OR external = 1) \
              AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) \
              AND ($4 IS NULL OR shared = $4) AND ($5 IS NULL OR admin_state_up = $5) \
              AND ($6 IS NULL OR project_id = $6) AND ($7 IS NULL OR external = $7) \
@@ -360,9 +365,17 @@ impl Store {
         self.network_get(net.id, &Scope::All).await
     }
 
-    /// Deletes a network and its subnets. Refused while ports use it.
+    /// Deletes a network and its subnets, with its DHCP ports (the data
+    /// plane's addresses, as Neutron deletes them). Refused while other
+    /// ports use it.
     pub async fn network_delete(&self, id: NetworkId) -> Result<(), Error> {
         let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM ports WHERE network_id = $1 AND device_owner = $2")
+            .bind(id.to_string())
+            .bind(DEVICE_OWNER_DHCP)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         let ports = sqlx::query("SELECT COUNT(*) AS n FROM ports WHERE network_id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *tx)
@@ -463,7 +476,8 @@ impl Store {
         self.subnet_get(id, &Scope::All).await
     }
 
-    /// A subnet the scope may see (its own, or one on a shared network).
+    /// A subnet the scope may see (its own, or one on a shared or external
+    /// network).
     pub async fn subnet_get(&self, id: SubnetId, scope: &Scope) -> Result<Subnet, Error> {
         let mut subnets = self.subnet_query(scope, Some(id), &BTreeMap::new()).await?;
         subnets
@@ -488,7 +502,8 @@ impl Store {
     ) -> Result<Vec<Subnet>, Error> {
         sqlx::query(&format!(
             "SELECT {} FROM subnets s WHERE ($1 IS NULL OR s.project_id = $1 OR EXISTS \
-               (SELECT 1 FROM networks n WHERE n.id = s.network_id AND n.shared = 1)) \
+               (SELECT 1 FROM networks n WHERE n.id = s.network_id \
+               AND (n.shared = 1 OR n.external = 1))) \
              AND ($2 IS NULL OR s.id = $2) AND ($3 IS NULL OR s.name = $3) \
              AND ($4 IS NULL OR s.network_id = $4) AND ($5 IS NULL OR s.cidr = $5) \
              ORDER BY s.created_at, s.id",
@@ -512,7 +527,10 @@ impl Store {
     }
 
     /// Applies changes to a subnet. A new gateway address that a port
-    /// holds is refused.
+    /// holds is refused, and so is any change of the gateway while a
+    /// router's interface holds the current one (Neutron's
+    /// `GatewayIpInUse`: the router would keep an address that is no
+    /// longer the gateway).
     pub async fn subnet_update(&self, id: SubnetId, up: &SubnetUpdate) -> Result<Subnet, Error> {
         let mut tx = self.begin().await?;
         lock_subnet(&mut tx, id).await?;
@@ -527,6 +545,11 @@ impl Store {
             Some(g) => g,
             None => cur.gateway_ip,
         };
+        if gateway != cur.gateway_ip
+            && let Some(old) = cur.gateway_ip
+        {
+            ensure_gateway_not_routed(&mut tx, id, old).await?;
+        }
         if let Some(gw) = gateway.filter(|g| Some(*g) != cur.gateway_ip) {
             let holder = sqlx::query(
                 "SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND ip_address = $2",
@@ -565,13 +588,36 @@ impl Store {
         self.subnet_get(id, &Scope::All).await
     }
 
-    /// Deletes a subnet. Refused while a port holds one of its addresses.
+    /// Deletes a subnet, first freeing its DHCP ports' addresses (and
+    /// deleting those ports when they hold no other), as Neutron does.
+    /// Refused while any other port holds one of its addresses; then the
+    /// DHCP ports stay too.
     pub async fn subnet_delete(&self, id: SubnetId) -> Result<(), Error> {
         let mut tx = self.begin().await?;
         // Port creation locks the subnets it allocates from (see
-        // `ports::lock_subnets`); taking the same lock first means the count
-        // below sees every allocation, and later ones wait for the delete.
+        // `ports::lock_subnets`), and so does the creation of a DHCP port;
+        // taking the same lock first means the count below sees every
+        // allocation, and later ones wait for the delete.
         lock_subnet(&mut tx, id).await?;
+        sqlx::query(
+            "DELETE FROM ip_allocations WHERE subnet_id = $1 \
+             AND port_id IN (SELECT id FROM ports WHERE device_owner = $2)",
+        )
+        .bind(id.to_string())
+        .bind(DEVICE_OWNER_DHCP)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "DELETE FROM ports WHERE device_owner = $2 \
+             AND network_id = (SELECT network_id FROM subnets WHERE id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.port_id = ports.id)",
+        )
+        .bind(id.to_string())
+        .bind(DEVICE_OWNER_DHCP)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let used = sqlx::query("SELECT COUNT(*) AS n FROM ip_allocations WHERE subnet_id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *tx)
@@ -609,6 +655,33 @@ fn segment_in_use(seg: &Segment) -> Error {
             p.as_deref().map(|p| format!("{p}:")).unwrap_or_default(),
             id.map(|i| i.to_string()).unwrap_or_default()
         )),
+    }
+}
+
+/// The 409 for changing the gateway of a subnet whose current gateway
+/// address a router interface holds (Neutron's `GatewayIpInUse`).
+async fn ensure_gateway_not_routed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    subnet: SubnetId,
+    gateway: Ipv4Addr,
+) -> Result<(), Error> {
+    let holder = sqlx::query(
+        "SELECT a.port_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id \
+         WHERE a.subnet_id = $1 AND a.ip_address = $2 AND p.device_owner = $3",
+    )
+    .bind(subnet.to_string())
+    .bind(gateway.to_string())
+    .bind(DEVICE_OWNER_ROUTER_INTERFACE)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    match holder {
+        Some(r) => Err(Error::conflict(format!(
+            "Current gateway ip {gateway} already in use by port {}. Unable to update: a \
+             router's interface holds it; remove the interface first.",
+            r.text("port_id")?
+        ))),
+        None => Ok(()),
     }
 }
 

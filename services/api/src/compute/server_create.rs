@@ -7,6 +7,7 @@ use crate::compute::server_security_groups::find_security_group;
 use crate::compute::server_views::links;
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::{BaseUrl, JsonBody};
+use crate::network::port_checks;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use axum::Json;
@@ -18,6 +19,7 @@ use cloud_bus::CONDUCTOR_QUEUE;
 use cloud_model::instance::{
     FlavorSnapshot, GroupPolicy, Instance, PowerState, RequestedNetwork, TaskState, VmState,
 };
+use cloud_model::network::Network;
 use cloud_model::{Error, FlavorId, ImageId, NetworkId, PortId, ServerGroupId, Timestamp};
 use cloud_rpc::ConductorMsg;
 use cloud_store::Scope;
@@ -621,9 +623,7 @@ async fn resolve_networks(
                         format!("'{u}' is not a network id"),
                     )
                 })?;
-                store.network_get(network_id, &scope).await.map_err(|_| {
-                    ApiError::bad_request(format!("Network {u} could not be found."))
-                })?;
+                let network = usable_network(state, &scope, network_id).await?;
                 let fixed_ip = match &n.fixed_ip {
                     Some(ip) => {
                         let ip: Ipv4Addr = ip.parse().map_err(|_| {
@@ -632,7 +632,7 @@ async fn resolve_networks(
                                 format!("'{ip}' is not an IPv4 address"),
                             )
                         })?;
-                        check_fixed_ip(state, network_id, ip).await?;
+                        check_fixed_ip(state, ctx, &network, ip).await?;
                         Some(ip)
                     }
                     None => None,
@@ -650,35 +650,67 @@ async fn resolve_networks(
     Ok(out)
 }
 
-/// A requested fixed IP must lie in a subnet of the network and be free.
+/// A network a new server may be on: one of the project's own, or a
+/// shared one (Nova's "available networks"). Every project sees the
+/// external networks, but another project's is not one of them: like a
+/// network it cannot see, Nova's 400.
+async fn usable_network(
+    state: &AppState,
+    scope: &Scope,
+    id: NetworkId,
+) -> Result<Network, ApiError> {
+    let not_found = || ApiError::bad_request(format!("Network {id} could not be found."));
+    let network = state
+        .store()
+        .network_get(id, scope)
+        .await
+        .map_err(|_| not_found())?;
+    let own = scope.project() == Some(&network.project_id);
+    if network.external && !network.shared && !own {
+        return Err(not_found());
+    }
+    Ok(network)
+}
+
+/// A requested fixed IP gets the checks of a port create with that
+/// address: choosing addresses is for the network's owner (403), and the
+/// address must be a host address of one of the network's subnets, not
+/// its gateway (400), and free (409).
 async fn check_fixed_ip(
     state: &AppState,
-    network: NetworkId,
+    ctx: &Ctx,
+    network: &Network,
     ip: Ipv4Addr,
 ) -> Result<(), ApiError> {
+    port_checks::ensure_network_owner(ctx, network, true)?;
     let store = state.store();
     let subnets = store
         .subnet_list(
             &Scope::All,
-            &[("network_id".to_owned(), network.to_string())]
+            &[("network_id".to_owned(), network.id.to_string())]
                 .into_iter()
                 .collect(),
         )
         .await?;
-    if !subnets.iter().any(|s| s.cidr.contains(ip)) {
+    let subnet = subnets
+        .iter()
+        .find(|s| s.cidr.contains(ip))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Fixed IP {ip} is not in any subnet of network {}.",
+                network.id
+            ))
+        })?;
+    if let Some(what) = port_checks::reserved_address(subnet, ip) {
         return Err(ApiError::bad_request(format!(
-            "Fixed IP {ip} is not in any subnet of network {network}."
+            "Fixed IP {ip} is not a valid address for a server: it is {what} of subnet {} ({}).",
+            subnet.id, subnet.cidr
         )));
     }
     let ports = store
         .port_list(&cloud_store::PortFilter {
-            scope: Scope::All,
-            network_id: Some(network),
-            device_id: None,
-            device_owner: None,
-            name: None,
-            mac_address: None,
-            binding_host: None,
+            network_id: Some(network.id),
+            ..cloud_store::PortFilter::all(Scope::All)
         })
         .await?;
     if ports
@@ -687,7 +719,10 @@ async fn check_fixed_ip(
     {
         return Err(ApiError::new(
             FaultKind::Conflict,
-            format!("Fixed IP address {ip} is already in use on network {network}."),
+            format!(
+                "Fixed IP address {ip} is already in use on network {}.",
+                network.id
+            ),
         ));
     }
     Ok(())

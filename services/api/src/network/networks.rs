@@ -4,6 +4,9 @@
 //! refused while ports remain on it. Sharing a network, marking it
 //! external and choosing its segment (the provider attributes) are for
 //! admins; only admins see the segment, as with Neutron's default policy.
+//! Every project sees the external networks (to take floating IPs from
+//! them and put routers' gateways on them), but only their owner changes
+//! them (403).
 //! A network's MTU defaults to, and may not exceed, what its segment
 //! carries.
 

@@ -1,17 +1,25 @@
 //! Validation of port attributes: the fixed IP requests, the MAC address,
-//! the device id, the allowed address pairs and how port security goes
-//! with security groups and address pairs. Each error names the attribute
-//! it is about.
+//! the device id and owner, the allowed address pairs and how port
+//! security goes with security groups and address pairs; and who may do
+//! what with a port (the network's owner chooses addresses, external
+//! networks take only their owner's ports, routers' and floating IPs'
+//! ports belong to their APIs). Each error names the attribute it is
+//! about.
 
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, FaultKind};
-use crate::network::body_id;
 use crate::network::subnet_checks::parse_ipv4;
+use crate::network::{body_id, ensure_owner};
 use crate::state::AppState;
-use cloud_model::network::{AllowedAddressPair, Ipv4Cidr, Network};
-use cloud_model::{InstanceId, SecurityGroupId, SubnetId};
+use cloud_model::network::{
+    AllowedAddressPair, DEVICE_OWNER_FLOATING_IP, DEVICE_OWNER_ROUTER_GATEWAY,
+    DEVICE_OWNER_ROUTER_INTERFACE, Ipv4Cidr, Network, Port, Subnet,
+};
+use cloud_model::{Error, InstanceId, SecurityGroupId, SubnetId};
 use cloud_store::{RequestedIp, Scope};
 use rand::Rng;
 use serde::Deserialize;
+use std::net::Ipv4Addr;
 
 /// Most allowed address pairs a port may have (Neutron's
 /// `max_allowed_address_pair`).
@@ -268,6 +276,157 @@ pub fn device_id(raw: Option<&str>) -> ApiResult<Option<InstanceId>> {
     }
 }
 
+/// What makes `ip` unfit for a port of `subnet` (which contains it): it
+/// is the subnet's network or broadcast address (prefixes up to /30), or
+/// its gateway. `None`: a host address.
+pub fn reserved_address(subnet: &Subnet, ip: Ipv4Addr) -> Option<&'static str> {
+    let cidr = &subnet.cidr;
+    if cidr.prefix() < 31 && ip == cidr.network() {
+        Some("the network address")
+    } else if cidr.prefix() < 31 && ip == cidr.broadcast() {
+        Some("the broadcast address")
+    } else if subnet.gateway_ip == Some(ip) {
+        Some("the gateway address")
+    } else {
+        None
+    }
+}
+
+/// The owners of ports the router and floating IP APIs make and remove:
+/// the port API neither deletes them nor moves them to another device
+/// (Neutron's `L3PortInUse`).
+pub const L3_OWNERS: [&str; 3] = [
+    DEVICE_OWNER_ROUTER_INTERFACE,
+    DEVICE_OWNER_ROUTER_GATEWAY,
+    DEVICE_OWNER_FLOATING_IP,
+];
+
+/// Whether `port` belongs to a router or a floating IP.
+pub fn is_l3_port(port: &Port) -> bool {
+    L3_OWNERS.contains(&port.device_owner.as_str())
+}
+
+/// Neutron's 409 for deleting a router's or floating IP's port through
+/// the port API.
+pub fn ensure_deletable(port: &Port) -> ApiResult<()> {
+    if !is_l3_port(port) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        FaultKind::Conflict,
+        format!(
+            "Port {} cannot be deleted directly via the port API: has device owner {}.",
+            port.id, port.device_owner
+        ),
+    ))
+}
+
+/// The 409 for giving a router's or floating IP's port another device
+/// owner or device id through the port API (`owner_changes`,
+/// `device_changes`: whether the request changes them).
+pub fn ensure_device_kept(port: &Port, owner_changes: bool, device_changes: bool) -> ApiResult<()> {
+    if !is_l3_port(port) || !(owner_changes || device_changes) {
+        return Ok(());
+    }
+    let field = if owner_changes {
+        "device_owner"
+    } else {
+        "device_id"
+    };
+    Err(ApiError::new(
+        FaultKind::Conflict,
+        format!(
+            "Port {} cannot have its {field} changed directly via the port API: has device owner \
+             {}; use the router or floating IP API.",
+            port.id, port.device_owner
+        ),
+    ))
+}
+
+/// Choosing a port's addresses, MAC, port security or address pairs is
+/// for the network's owner (Neutron's `create_port:fixed_ips:ip_address`,
+/// `...:mac_address`, `...:port_security_enabled`,
+/// `...:allowed_address_pairs`); `restricted` says whether the request
+/// does any of that.
+pub fn ensure_network_owner(ctx: &Ctx, network: &Network, restricted: bool) -> ApiResult<()> {
+    if !restricted {
+        return Ok(());
+    }
+    ensure_owner(
+        ctx,
+        &network.project_id,
+        &format!(
+            "the addresses, port security or address pairs of ports on network {}",
+            network.id
+        ),
+    )
+}
+
+/// Ports on an external network that is not shared are its owner's
+/// (admins'): other projects see the network to take floating IPs from
+/// it and to put routers' gateways on it, which make their own ports.
+pub fn ensure_may_plug(ctx: &Ctx, network: &Network) -> ApiResult<()> {
+    if !network.external || network.shared || ctx.is_admin() {
+        return Ok(());
+    }
+    if ctx.project_id()? == &network.project_id {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        FaultKind::Forbidden,
+        format!(
+            "You are not allowed to create ports on external network {}: it belongs to another \
+             project. Take a floating IP from it, or set it as a router's external gateway.",
+            network.id
+        ),
+    ))
+}
+
+/// A device owner of the network's own devices (`network:*`: routers,
+/// DHCP, floating IPs) is for the network's owner to set, as Neutron's
+/// `create_port:device_owner` / `update_port:device_owner` policy has it.
+pub fn ensure_may_own(ctx: &Ctx, network: &Network, device_owner: &str) -> ApiResult<()> {
+    if !device_owner.starts_with("network:") {
+        return Ok(());
+    }
+    ensure_owner(
+        ctx,
+        &network.project_id,
+        &format!(
+            "network {}: device_owner {device_owner} is for the network's owner",
+            network.id
+        ),
+    )
+}
+
+/// A device a port may name: a live server of the caller's project
+/// (admins: any). Another project's server and a server that does not
+/// exist get the same 403 (Neutron's `DeviceIDNotOwnedByTenant`), which
+/// says nothing about other projects' servers.
+pub async fn ensure_device_visible(
+    state: &AppState,
+    ctx: &Ctx,
+    device: Option<InstanceId>,
+) -> ApiResult<()> {
+    let Some(id) = device else {
+        return Ok(());
+    };
+    if ctx.is_admin() {
+        return Ok(());
+    }
+    match state.store().instance_get(id, &ctx.own_scope()?).await {
+        Ok(_) => Ok(()),
+        Err(Error::NotFound { .. }) => Err(ApiError::new(
+            FaultKind::Forbidden,
+            format!(
+                "The following device_id {id} is not owned by your project or matches another \
+                 project's server."
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +550,35 @@ mod tests {
             })
             .is_ok()
         );
+    }
+
+    #[test]
+    fn reserved_addresses() {
+        let subnet = |cidr: &str, gateway: Option<&str>| Subnet {
+            id: SubnetId::new(),
+            network_id: cloud_model::NetworkId::new(),
+            project_id: cloud_model::ProjectId::from_string("p"),
+            name: String::new(),
+            description: String::new(),
+            cidr: Ipv4Cidr::parse(cidr).unwrap(),
+            ip_version: 4,
+            gateway_ip: gateway.map(|g| g.parse().unwrap()),
+            enable_dhcp: true,
+            dns_nameservers: Vec::new(),
+            allocation_pools: Vec::new(),
+            host_routes: Vec::new(),
+            created_at: cloud_model::Timestamp::now(),
+            updated_at: cloud_model::Timestamp::now(),
+            revision: 1,
+        };
+        let s = subnet("10.0.0.0/24", Some("10.0.0.1"));
+        let at = |ip: &str| reserved_address(&s, ip.parse().unwrap());
+        assert_eq!(at("10.0.0.0"), Some("the network address"));
+        assert_eq!(at("10.0.0.255"), Some("the broadcast address"));
+        assert_eq!(at("10.0.0.1"), Some("the gateway address"));
+        assert_eq!(at("10.0.0.2"), None);
+        let no_gw = subnet("10.0.0.0/24", None);
+        assert_eq!(reserved_address(&no_gw, "10.0.0.1".parse().unwrap()), None);
     }
 
     #[test]

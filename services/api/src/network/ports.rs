@@ -9,21 +9,27 @@
 //! — unless its port security is off (by default the network's setting):
 //! then it has no groups, and no address pairs. Every change a host
 //! enforces is announced to the conductors once committed.
+//!
+//! As in Neutron, the ports of routers and floating IPs belong to their
+//! APIs (deleting one here, or giving it another device, is a 409); a
+//! port names as its device only a server its project sees, and only
+//! the network's owner plugs ports into an external network or gives a
+//! port a `network:*` owner (403).
 
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
 use crate::network::notify::{Changed, Notifier};
-use crate::network::port_checks::{self, AddressPairRequest, FixedIpRequest, PortSecurity};
-use crate::network::{
-    body_id, check_len, created, ensure_owner, ok, path_id, target_project, views,
+use crate::network::port_checks::{
+    self, AddressPairRequest, FixedIpRequest, PortSecurity, ensure_network_owner,
 };
+use crate::network::{body_id, check_len, created, ok, path_id, target_project, views};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cloud_model::network::{Network, Port};
+use cloud_model::network::Port;
 use cloud_model::{Error, NetworkId, PortId, ProjectId, ResourceKind, SecurityGroupId};
 use cloud_store::{NewPort, PortFilter, Scope};
 use serde::Deserialize;
@@ -118,24 +124,6 @@ async fn security_groups(
     Ok(ids)
 }
 
-/// Choosing a port's addresses, MAC, port security or address pairs is
-/// for the network's owner (Neutron's `create_port:fixed_ips:ip_address`,
-/// `...:mac_address`, `...:port_security_enabled`,
-/// `...:allowed_address_pairs`).
-fn ensure_network_owner(ctx: &Ctx, network: &Network, restricted: bool) -> ApiResult<()> {
-    if !restricted {
-        return Ok(());
-    }
-    ensure_owner(
-        ctx,
-        &network.project_id,
-        &format!(
-            "the addresses, port security or address pairs of ports on network {}",
-            network.id
-        ),
-    )
-}
-
 /// Creates the port. Address pairs without a MAC take the port's, so when
 /// some lack one and the request names no MAC, the MAC is drawn here (and
 /// drawn again if another port has it).
@@ -191,13 +179,16 @@ pub async fn port_create(
         .store()
         .network_get(network_id, &ctx.read_scope()?)
         .await?;
+    port_checks::ensure_may_plug(&ctx, &network)?;
     let name = req.name.unwrap_or_default();
     let description = req.description.unwrap_or_default();
     check_len("name", &name, 255)?;
     check_len("description", &description, 255)?;
     let device_owner = req.device_owner.unwrap_or_default();
     check_len("device_owner", &device_owner, 255)?;
+    port_checks::ensure_may_own(&ctx, &network, &device_owner)?;
     let device_id = port_checks::device_id(req.device_id.as_deref())?;
+    port_checks::ensure_device_visible(&state, &ctx, device_id).await?;
     let mac_address = req
         .mac_address
         .as_deref()
@@ -359,13 +350,14 @@ pub async fn port_update(
     if let Some(up) = req.admin_state_up {
         port.admin_state_up = up;
     }
-    if let Some(owner) = req.device_owner {
-        check_len("device_owner", &owner, 255)?;
-        port.device_owner = owner;
-    }
-    if let Some(device) = req.device_id {
-        port.device_id = port_checks::device_id(Some(&device))?;
-    }
+    set_device(
+        &state,
+        &ctx,
+        &mut port,
+        req.device_owner,
+        req.device_id.as_deref(),
+    )
+    .await?;
     if req.port_security_enabled.is_some() || req.allowed_address_pairs.is_some() {
         let network = state
             .store()
@@ -399,6 +391,40 @@ pub async fn port_update(
     Ok(ok("port", views::port(&port)))
 }
 
+/// Applies a change of the port's device owner and device id: not on a
+/// router's or floating IP's port (409); a `network:*` owner only from
+/// the network's owner, and a device only a server the caller sees (403).
+async fn set_device(
+    state: &AppState,
+    ctx: &Ctx,
+    port: &mut Port,
+    owner: Option<String>,
+    device: Option<&str>,
+) -> ApiResult<()> {
+    let device = device
+        .map(|d| port_checks::device_id(Some(d)))
+        .transpose()?;
+    let owner = owner.filter(|o| *o != port.device_owner);
+    let device = device.filter(|d| *d != port.device_id);
+    port_checks::ensure_device_kept(port, owner.is_some(), device.is_some())?;
+    if let Some(owner) = owner {
+        check_len("device_owner", &owner, 255)?;
+        if owner.starts_with("network:") {
+            let network = state
+                .store()
+                .network_get(port.network_id, &Scope::All)
+                .await?;
+            port_checks::ensure_may_own(ctx, &network, &owner)?;
+        }
+        port.device_owner = owner;
+    }
+    if let Some(device) = device {
+        port_checks::ensure_device_visible(state, ctx, device).await?;
+        port.device_id = device;
+    }
+    Ok(())
+}
+
 /// What a change to `port` concerns: its network, its groups (their
 /// members changed) and the host it is bound to.
 fn port_change(port: &Port) -> Changed {
@@ -420,6 +446,7 @@ pub async fn port_delete(
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::NetworkWrite)?;
     let port = load(&state, &ctx, &port_id).await?;
+    port_checks::ensure_deletable(&port)?;
     state.store().port_delete(port.id).await?;
     notify.changed(port_change(&port)).await;
     Ok(StatusCode::NO_CONTENT)

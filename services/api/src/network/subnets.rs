@@ -1,8 +1,11 @@
 //! `/v2.0/subnets[/{id}]`: IPv4 subnets of a network.
 //!
 //! Only the network's owner (or an admin) may add subnets to it. The store
-//! refuses a CIDR overlapping another subnet of the same network, and the
-//! deletion of a subnet whose addresses ports still hold.
+//! refuses a CIDR overlapping another subnet of the same network, the
+//! deletion of a subnet whose addresses ports still hold (its DHCP ports
+//! go with it), and a change of the gateway while a router's interface
+//! holds it (409, Neutron's `GatewayIpInUse`). Subnets of external
+//! networks are visible to every project, and writable by their owner.
 
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult};
