@@ -5,7 +5,9 @@
 //! * [`Layout::Processes`]: `cloud-api`, `cloud-conductor`,
 //!   `cloud-scheduler` and two `cloud-compute` agents (fake driver) as
 //!   separate processes over PostgreSQL and RabbitMQ, configured the way
-//!   `tests/tests/processes.rs` does it.
+//!   `tests/tests/processes.rs` does it. The API knows the physical
+//!   network `public` (an admin puts the external network there) and the
+//!   first agent has the network role (routers run on it).
 //!
 //! Binaries are built with cargo first (cheap when up to date), so the
 //! test always runs the code of this checkout. Each process logs to a file
@@ -137,7 +139,8 @@ impl Cloud {
             "api.toml",
             &format!(
                 "[api]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nservice_down_secs = 10\n\n\
-                 [api.bootstrap]\ndefault_flavors = true\n\n{bus}",
+                 [api.bootstrap]\ndefault_flavors = true\n\n\
+                 [api.network]\nphysical_networks = [\"physnet1\", \"public\"]\n\n{bus}",
                 data.display()
             ),
         );
@@ -170,11 +173,13 @@ impl Cloud {
             &env,
         );
         for i in 1..=cloud.hosts {
+            // The first host has the network role: routers run there.
             let compute = cloud.write(
                 &format!("compute-{i}.toml"),
                 &format!(
-                    "[agent]\nhost = \"compute-{i}\"\nheartbeat_secs = 1.0\n\n\
-                     [driver]\nkind = \"fake\"\nspawn_delay_ms = 200\n\n{bus}"
+                    "[agent]\nhost = \"compute-{i}\"\nheartbeat_secs = 1.0\nnetwork_node = {}\n\n\
+                     [driver]\nkind = \"fake\"\nspawn_delay_ms = 200\n\n{bus}",
+                    i == 1
                 ),
             );
             // The agents get no database credentials.

@@ -4,6 +4,7 @@
 //! failure mode this suite exists to catch.
 
 pub mod ansible;
+pub mod l3;
 pub mod negatives;
 pub mod osc;
 pub mod sdk;

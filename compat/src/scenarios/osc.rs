@@ -1,10 +1,11 @@
 //! The `openstack` CLI session: every command a user of a small cloud
-//! types, in that order, with assertions on the output. It runs whole on
-//! both layouts (about 80 s on cloud-aio, 90 s on the multi-process
+//! types, in that order, with assertions on the output (layer 3 — a
+//! router, a floating IP on the server — in [`super::l3`]). It runs whole on
+//! both layouts (about 75 s on cloud-aio, 85 s on the multi-process
 //! deployment: each command costs the CLI about a second, and `--wait`
 //! polls every 5 s).
 
-use super::{assert_contains, column, one, with};
+use super::{assert_contains, column, l3, one, with};
 use crate::cloud::Cloud;
 use crate::tools::{DEMO_CLOUD, DEMO_PASSWORD, Tools};
 use serde_json::Value;
@@ -292,6 +293,11 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
 
+    // Reaching it from outside: a router to the external network and a
+    // floating IP.
+    let public = l3::ensure_public(cloud, t).await;
+    l3::run(t, &public, "c-vm", "c-net", "c-sub").await;
+
     // Server groups: boot into one with the scheduler hint.
     let mut servers = vec!["c-vm"];
     let g = t
@@ -412,6 +418,7 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
         .osc_json(&["--os-cloud", DEMO_CLOUD, "server", "list"])
         .await;
     assert_eq!(demo_servers, serde_json::json!([]));
+    l3::member(t, &public).await;
     let err = t
         .osc_fails(&["--os-cloud", DEMO_CLOUD, "hypervisor", "list"])
         .await;
@@ -441,6 +448,7 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     t.osc(&["subnet", "delete", "c-sub"]).await;
     t.osc(&["network", "delete", "c-net"]).await;
     assert!(with(&t.osc_json(&["network", "list"]).await, "Name", "c-net").is_empty());
+    l3::remove_public(cloud, t).await;
     t.osc(&["image", "delete", "c-image"]).await;
     assert!(with(&t.osc_json(&["image", "list"]).await, "Name", "c-image").is_empty());
     t.osc(&["flavor", "delete", "c-flavor"]).await;
