@@ -5,7 +5,7 @@
 //! subnet keeps its gateway while a router's interface holds it.
 
 use cloud_model::{NetworkId, SubnetId};
-use cloud_store::{HostReport, Store};
+use cloud_store::{Backend, HostReport, Store};
 use cloud_test_utils::{Client, Reply, TestApi, record_active_image};
 use serde_json::{Value, json};
 
@@ -259,9 +259,8 @@ async fn ports_on(c: &Client, net: &str) -> Vec<Value> {
     r.body["ports"].as_array().unwrap().clone()
 }
 
-#[tokio::test]
-async fn subnets_and_networks_go_with_their_dhcp_ports() {
-    let api = TestApi::start().await;
+async fn dhcp_ports_go_with_their_subnet_and_network(backend: Backend) {
+    let api = TestApi::start_on(backend).await;
     let store = &api.db.store;
     let alice = api.account("alpha", "alice", "member").await.client;
     let (net, subnet) = network(&alice, "n1", "10.0.0.0/24", json!({})).await;
@@ -488,8 +487,17 @@ async fn router_and_floating_ip_ports_belong_to_their_apis() {
 }
 
 #[tokio::test]
-async fn a_subnet_keeps_the_gateway_a_router_holds() {
-    let api = TestApi::start().await;
+async fn subnets_and_networks_go_with_their_dhcp_ports_sqlite() {
+    dhcp_ports_go_with_their_subnet_and_network(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn subnets_and_networks_go_with_their_dhcp_ports_postgres() {
+    dhcp_ports_go_with_their_subnet_and_network(Backend::Postgres).await;
+}
+
+async fn gateway_held_by_a_router(backend: Backend) {
+    let api = TestApi::start_on(backend).await;
     network_node(&api.db.store, "net1").await;
     let alice = api.account("alpha", "alice", "member").await.client;
     let r = alice
@@ -556,4 +564,14 @@ async fn a_subnet_keeps_the_gateway_a_router_holds() {
     let r = put(json!({"gateway_ip": "10.0.0.254"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["subnet"]["gateway_ip"], "10.0.0.254");
+}
+
+#[tokio::test]
+async fn a_subnet_keeps_the_gateway_a_router_holds_sqlite() {
+    gateway_held_by_a_router(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_subnet_keeps_the_gateway_a_router_holds_postgres() {
+    gateway_held_by_a_router(Backend::Postgres).await;
 }
