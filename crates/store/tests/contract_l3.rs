@@ -8,10 +8,10 @@ use cloud_model::network::{
 };
 use cloud_model::{DomainId, Error, NetworkId, ProjectId, Timestamp};
 use cloud_store::{
-    AddressRequest, Association, FloatingIpUpdate, GatewayRequest, HostReport, InterfaceRequest,
-    NewFloatingIp, NewPort, NewRouter, NewSubnet, PortFilter, RouterUpdate, Scope, Store, VniRange,
+    AddressRequest, Association, FloatingIpUpdate, GatewayRequest, InterfaceRequest, NewFloatingIp,
+    NewPort, NewRouter, NewSubnet, PortFilter, RouterUpdate, Scope, Store, VniRange,
 };
-use cloud_test_utils::{TestDb, both_backends};
+use cloud_test_utils::{TestDb, both_backends, record_network_node};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -71,25 +71,6 @@ async fn network(s: &Store, p: &ProjectId, cidr: &str, external: bool) -> (Netwo
     (net.id, subnet)
 }
 
-async fn network_node(s: &Store, host: &str) {
-    s.host_register(&HostReport {
-        host: host.into(),
-        hypervisor_type: "fake".into(),
-        hypervisor_version: 1,
-        cpu_arch: "x86_64".into(),
-        vcpus: 4,
-        memory_mb: 4096,
-        disk_gb: 100,
-        numa_topology: serde_json::json!([]),
-        availability_zone: "nova".into(),
-        host_ip: Some("192.0.2.10".into()),
-        network_node: true,
-        inventory: Vec::new(),
-    })
-    .await
-    .unwrap();
-}
-
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
@@ -120,7 +101,7 @@ both_backends!(
         assert!(err.to_string().contains("No network node"), "{err}");
         s.router_delete(r0.id).await.unwrap();
 
-        network_node(s, "net1").await;
+        record_network_node(s, "net1").await.unwrap();
         let gateway = GatewayRequest {
             network_id: ext,
             enable_snat: true,

@@ -23,7 +23,7 @@ pub use db::{TestDb, pg_base_url};
 pub use plane::{
     ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
 };
-pub use records::{lift_compute_quotas, record_active_image, record_flavor};
+pub use records::{lift_compute_quotas, record_active_image, record_flavor, record_network_node};
 
 /// Runs a store/API test body once per backend: expands to two `#[tokio::test]`
 /// functions, `<name>_sqlite` and `<name>_postgres`, each calling

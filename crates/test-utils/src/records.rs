@@ -1,10 +1,10 @@
-//! Images and flavors recorded straight in the store, for scenarios that
-//! boot on the fake driver (it never reads image bytes, so nothing is
+//! Images, flavors and hosts recorded straight in the store, for scenarios
+//! that boot on the fake driver (it never reads image bytes, so nothing is
 //! uploaded; the API's own tests cover uploads and flavor creation).
 
 use cloud_model::image::Image;
 use cloud_model::{Error, ImageId, ProjectId, Timestamp};
-use cloud_store::Store;
+use cloud_store::{HostReport, Store};
 use std::collections::BTreeMap;
 
 /// Records an active public qcow2 image named `name`, owned by `owner`.
@@ -71,6 +71,29 @@ pub async fn record_flavor(
             .flavor_extra_specs_set(&cloud_model::FlavorId::from_string(id), &map)
             .await?;
     }
+    Ok(())
+}
+
+/// Registers `host` as an up compute host (fake hypervisor, 4 vCPUs,
+/// 4 GiB, zone `nova`, host IP 192.0.2.1) with the network role, so that
+/// routers have somewhere to go.
+pub async fn record_network_node(store: &Store, host: &str) -> Result<(), Error> {
+    store
+        .host_register(&HostReport {
+            host: host.into(),
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            cpu_arch: "x86_64".into(),
+            vcpus: 4,
+            memory_mb: 4096,
+            disk_gb: 40,
+            numa_topology: serde_json::json!([]),
+            availability_zone: "nova".into(),
+            host_ip: Some("192.0.2.1".into()),
+            network_node: true,
+            inventory: Vec::new(),
+        })
+        .await?;
     Ok(())
 }
 
