@@ -9,96 +9,20 @@
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, InProcBus};
 use cloud_model::ProjectId;
 use cloud_rpc::ConductorMsg;
-use cloud_store::{Backend, HostReport, Store};
+use cloud_store::Backend;
 use cloud_test_utils::{
     Client, ControlPlane, PlaneOptions, Reply, TestApi, TestDb, boot, record_active_image,
-    wait_for_status,
+    record_network_node, wait_for_status,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{assert_fault, external_network, id, network, post_port, router};
 
-fn id(r: &Reply, key: &str) -> String {
-    r.body[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
-        .to_owned()
-}
-
-/// Asserts a Neutron fault with `status` whose message contains `needle`.
-fn assert_fault(r: &Reply, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(r.body["NeutronError"]["type"].is_string(), "{:?}", r.body);
-    let msg = r.error_message();
-    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
-}
-
-/// Registers `host` as an up compute host with the network role.
-async fn network_node(store: &Store, host: &str) {
-    store
-        .host_register(&HostReport {
-            host: host.into(),
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            cpu_arch: "x86_64".into(),
-            vcpus: 4,
-            memory_mb: 4096,
-            disk_gb: 40,
-            numa_topology: json!([]),
-            availability_zone: "nova".into(),
-            host_ip: Some("192.0.2.1".into()),
-            network_node: true,
-            inventory: Vec::new(),
-        })
-        .await
-        .unwrap();
-}
-
-/// A network (external if `external`) with a subnet; (network, subnet).
-async fn network(c: &Client, name: &str, cidr: &str, external: bool) -> (String, String) {
-    let r = c
-        .post(
-            "/network/v2.0/networks",
-            json!({"network": {"name": name, "router:external": external}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let net = id(&r, "network");
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    (net, id(&r, "subnet"))
-}
-
-/// A router of `c`'s project with a gateway on `public` and an interface
-/// on `subnet`.
-async fn router(c: &Client, public: &str, subnet: &str) -> String {
-    let r = c
-        .post(
-            "/network/v2.0/routers",
-            json!({"router": {"name": "r", "external_gateway_info": {"network_id": public}}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let router = id(&r, "router");
-    let r = c
-        .put(
-            &format!("/network/v2.0/routers/{router}/add_router_interface"),
-            json!({"subnet_id": subnet}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    router
-}
+mod support;
 
 async fn port(c: &Client, net: &str) -> (String, String) {
-    let r = c
-        .post("/network/v2.0/ports", json!({"port": {"network_id": net}}))
-        .await;
+    let r = post_port(c, json!({"network_id": net})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let ip = r.body["port"]["fixed_ips"][0]["ip_address"]
         .as_str()
@@ -128,12 +52,12 @@ fn count(r: &Reply) -> usize {
 #[tokio::test]
 async fn floating_ips_are_created_associated_and_freed() {
     let api = TestApi::start().await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let admin = api.admin().await.client;
     let alice = api.account("alpha", "alice", "member").await.client;
     let bob = api.account("beta", "bob", "member").await.client;
-    let (public, _) = network(&admin, "public", "203.0.113.0/24", true).await;
-    let (net, subnet) = network(&alice, "n1", "10.0.0.0/24", false).await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
+    let (net, subnet) = network(&alice, "n1", "10.0.0.0/24", json!({})).await;
     let r1 = router(&alice, &public, &subnet).await;
     let (p1, fixed1) = port(&alice, &net).await;
 
@@ -199,7 +123,7 @@ async fn floating_ips_are_created_associated_and_freed() {
     assert_fault(&r, 409, "required by one or more floating IPs");
 
     // No path from another network; another project's port is not found.
-    let (lonely, lonely_subnet) = network(&alice, "n2", "10.2.0.0/24", false).await;
+    let (lonely, lonely_subnet) = network(&alice, "n2", "10.2.0.0/24", json!({})).await;
     let (p2, _) = port(&alice, &lonely).await;
     let r = post_fip(
         &alice,
@@ -214,7 +138,7 @@ async fn floating_ips_are_created_associated_and_freed() {
              Therefore, cannot associate Port {p2} with a Floating IP."
         ),
     );
-    let (bob_net, _) = network(&bob, "b", "10.5.0.0/24", false).await;
+    let (bob_net, _) = network(&bob, "b", "10.5.0.0/24", json!({})).await;
     let (bob_port, _) = port(&bob, &bob_net).await;
     assert_fault(
         &put_fip(&alice, &f1, json!({"port_id": bob_port})).await,
@@ -279,7 +203,7 @@ async fn floating_ip_quota() {
     let api = TestApi::start().await;
     let admin = api.admin().await.client;
     let alice = api.account("alpha", "alice", "member").await;
-    let (public, _) = network(&admin, "public", "203.0.113.0/24", true).await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let project = ProjectId::from_string(alice.project_id.clone());
     api.db
         .store
@@ -313,11 +237,11 @@ async fn floating_ip_quota() {
 async fn associations_are_cast_naming_the_routers_host() {
     let bus = Arc::new(InProcBus::new());
     let api = TestApi::start_full(TestDb::new(Backend::Sqlite).await, bus.clone(), |_| {}).await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let admin = api.admin().await.client;
     let c = api.account("alpha", "alice", "member").await.client;
-    let (public, _) = network(&admin, "public", "203.0.113.0/24", true).await;
-    let (net, subnet) = network(&c, "n1", "10.0.0.0/24", false).await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
+    let (net, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
     router(&c, &public, &subnet).await;
     let (p1, _) = port(&c, &net).await;
     let mut queue = bus.consume(CONDUCTOR_QUEUE).await.unwrap();
@@ -371,8 +295,8 @@ async fn servers_show_floating_ips_and_deleting_them_disassociates() {
     let plane = ControlPlane::start(options).await;
     let admin = plane.api.admin().await;
     let c = &admin.client;
-    let (public, _) = network(c, "public", "203.0.113.0/24", true).await;
-    let (net, subnet) = network(c, "web", "10.0.0.0/24", false).await;
+    let (public, _) = external_network(c, "public", "203.0.113.0/24").await;
+    let (net, subnet) = network(c, "web", "10.0.0.0/24", json!({})).await;
     router(c, &public, &subnet).await;
     let image = record_active_image(&plane.api.db.store, &admin.project_id, "img")
         .await

@@ -5,68 +5,12 @@
 //! subnet keeps its gateway while a router's interface holds it.
 
 use cloud_model::{NetworkId, SubnetId};
-use cloud_store::{Backend, HostReport, Store};
-use cloud_test_utils::{Client, Reply, TestApi, record_active_image};
+use cloud_store::{Backend, Store};
+use cloud_test_utils::{Client, Reply, TestApi, record_active_image, record_network_node};
 use serde_json::{Value, json};
+use support::{assert_fault, external_network, id, network, put_port, router};
 
-fn id(r: &Reply, key: &str) -> String {
-    r.body[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
-        .to_owned()
-}
-
-/// Asserts a Neutron fault with `status` whose message contains `needle`.
-#[track_caller]
-fn assert_fault(r: &Reply, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(r.body["NeutronError"]["type"].is_string(), "{:?}", r.body);
-    let msg = r.error_message();
-    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
-}
-
-/// Registers `host` as an up compute host with the network role.
-async fn network_node(store: &Store, host: &str) {
-    store
-        .host_register(&HostReport {
-            host: host.into(),
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            cpu_arch: "x86_64".into(),
-            vcpus: 4,
-            memory_mb: 4096,
-            disk_gb: 40,
-            numa_topology: json!([]),
-            availability_zone: "nova".into(),
-            host_ip: Some("192.0.2.1".into()),
-            network_node: true,
-            inventory: Vec::new(),
-        })
-        .await
-        .unwrap();
-}
-
-/// A network with `extra` attributes and a subnet; (network, subnet).
-async fn network(c: &Client, name: &str, cidr: &str, extra: Value) -> (String, String) {
-    let mut body = json!({"name": name});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let r = c
-        .post("/network/v2.0/networks", json!({ "network": body }))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let net = id(&r, "network");
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4,
-                "name": format!("{name}-subnet")}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    (net, id(&r, "subnet"))
-}
+mod support;
 
 /// The names in a listing of `key`.
 fn names(r: &Reply, key: &str) -> Vec<String> {
@@ -82,17 +26,11 @@ fn names(r: &Reply, key: &str) -> Vec<String> {
 #[tokio::test]
 async fn every_project_sees_external_networks_read_only() {
     let api = TestApi::start().await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let admin = api.admin().await.client;
     let alice = api.account("alpha", "alice", "member").await.client;
     let bob = api.account("beta", "bob", "member").await.client;
-    let (public, public_sub) = network(
-        &admin,
-        "public",
-        "203.0.113.0/24",
-        json!({"router:external": true}),
-    )
-    .await;
+    let (public, public_sub) = external_network(&admin, "public", "203.0.113.0/24").await;
     let (private, _) = network(&bob, "bob-net", "10.9.0.0/24", json!({})).await;
 
     // What `openstack floating ip create public` does first: find the
@@ -333,43 +271,15 @@ async fn router_port(c: &Client, router: &str, owner: &str) -> String {
     ports[0]["id"].as_str().unwrap().to_owned()
 }
 
-async fn put_port(c: &Client, port: &str, body: Value) -> Reply {
-    c.put(
-        &format!("/network/v2.0/ports/{port}"),
-        json!({ "port": body }),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn router_and_floating_ip_ports_belong_to_their_apis() {
     let api = TestApi::start().await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let admin = api.admin().await.client;
     let alice = api.account("alpha", "alice", "member").await.client;
-    let (public, _) = network(
-        &admin,
-        "public",
-        "203.0.113.0/24",
-        json!({"router:external": true}),
-    )
-    .await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let (net, subnet) = network(&alice, "n1", "10.0.0.0/24", json!({})).await;
-    let r = alice
-        .post(
-            "/network/v2.0/routers",
-            json!({"router": {"name": "r", "external_gateway_info": {"network_id": public}}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let router = id(&r, "router");
-    let r = alice
-        .put(
-            &format!("/network/v2.0/routers/{router}/add_router_interface"),
-            json!({"subnet_id": subnet}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    let router = router(&alice, &public, &subnet).await;
     let r = alice
         .post(
             "/network/v2.0/floatingips",
@@ -498,7 +408,7 @@ async fn subnets_and_networks_go_with_their_dhcp_ports_postgres() {
 
 async fn gateway_held_by_a_router(backend: Backend) {
     let api = TestApi::start_on(backend).await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let alice = api.account("alpha", "alice", "member").await.client;
     let r = alice
         .post("/network/v2.0/networks", json!({"network": {"name": "n1"}}))

@@ -7,6 +7,9 @@ use cloud_store::Backend;
 use cloud_test_utils::{Client, Reply, TestApi};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use support::{assert_fault, id, post_port};
+
+mod support;
 
 /// The sorted keys of a JSON object.
 fn keys(v: &Value) -> Vec<String> {
@@ -26,13 +29,6 @@ fn sorted(list: &[&str]) -> Vec<String> {
     v
 }
 
-fn id(r: &Reply, key: &str) -> String {
-    r.body[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
-        .to_owned()
-}
-
 async fn create_network(c: &Client, name: &str) -> String {
     let r = c
         .post(
@@ -50,18 +46,6 @@ async fn create_subnet(c: &Client, net: &str, cidr: &str) -> Reply {
         json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4, "name": "sub"}}),
     )
     .await
-}
-
-async fn create_port(c: &Client, body: Value) -> Reply {
-    c.post("/network/v2.0/ports", json!({ "port": body })).await
-}
-
-/// Asserts a Neutron fault with `status` whose message contains `needle`.
-fn assert_fault(r: &Reply, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(r.body["NeutronError"]["type"].is_string(), "{:?}", r.body);
-    let msg = r.error_message();
-    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
 }
 
 #[tokio::test]
@@ -330,7 +314,7 @@ async fn network_delete_cascades_subnets_but_not_ports() {
     let c = api.account("alpha", "alice", "member").await.client;
     let net = create_network(&c, "n").await;
     let sub = id(&create_subnet(&c, &net, "10.0.0.0/24").await, "subnet");
-    let r = create_port(&c, json!({"network_id": net})).await;
+    let r = post_port(&c, json!({"network_id": net})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let port = id(&r, "port");
 
@@ -370,7 +354,7 @@ async fn concurrent_ports_exhaust_a_small_subnet(backend: Backend) {
             let c = c.clone();
             let net = net.clone();
             tokio::spawn(async move {
-                create_port(&c, json!({"network_id": net, "name": format!("p{i}")})).await
+                post_port(&c, json!({"network_id": net, "name": format!("p{i}")})).await
             })
         })
         .collect();
@@ -417,7 +401,7 @@ async fn ports_with_explicit_addresses_and_filters() {
     let net = create_network(&c, "n").await;
     let sub = id(&create_subnet(&c, &net, "10.0.0.0/24").await, "subnet");
 
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "name": "fixed", "fixed_ips": [{"subnet_id": sub, "ip_address": "10.0.0.50"}],
                "mac_address": "FA:16:3E:AA:BB:CC", "device_owner": "compute:nova"}),
@@ -462,42 +446,42 @@ async fn ports_with_explicit_addresses_and_filters() {
     let port = p["id"].as_str().unwrap().to_owned();
 
     // The same address again, by address only: 409.
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "fixed_ips": [{"ip_address": "10.0.0.50"}]}),
     )
     .await;
     assert_fault(&r, 409, "10.0.0.50");
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "fixed_ips": [{"ip_address": "10.0.0.1"}]}),
     )
     .await;
     assert_fault(&r, 409, "gateway");
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "fixed_ips": [{"ip_address": "10.5.0.1"}]}),
     )
     .await;
     assert_fault(&r, 400, "fixed_ips[0].ip_address");
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "mac_address": "fa:16:3e:aa:bb:cc"}),
     )
     .await;
     assert_fault(&r, 409, "mac address");
-    let r = create_port(&c, json!({"network_id": net, "mac_address": "nope"})).await;
+    let r = post_port(&c, json!({"network_id": net, "mac_address": "nope"})).await;
     assert_fault(&r, 400, "mac_address");
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "fixed_ips": [{"subnet_id": "nope"}]}),
     )
     .await;
     assert_fault(&r, 400, "fixed_ips[0].subnet_id");
-    let r = create_port(&c, json!({"name": "no-net"})).await;
+    let r = post_port(&c, json!({"name": "no-net"})).await;
     assert_fault(&r, 400, "network_id");
 
-    let r = create_port(&c, json!({"network_id": net, "name": "auto"})).await;
+    let r = post_port(&c, json!({"network_id": net, "name": "auto"})).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.body["port"]["fixed_ips"][0]["ip_address"], "10.0.0.2");
 
@@ -541,7 +525,7 @@ async fn ports_with_explicit_addresses_and_filters() {
             .status,
         204
     );
-    let r = create_port(
+    let r = post_port(
         &c,
         json!({"network_id": net, "fixed_ips": [{"ip_address": "10.0.0.50"}]}),
     )
@@ -556,10 +540,7 @@ async fn other_projects_resources_are_not_found() {
     let bob = api.account("beta", "bob", "member").await.client;
     let net = create_network(&alice, "private").await;
     let sub = id(&create_subnet(&alice, &net, "10.0.0.0/24").await, "subnet");
-    let port = id(
-        &create_port(&alice, json!({"network_id": net})).await,
-        "port",
-    );
+    let port = id(&post_port(&alice, json!({"network_id": net})).await, "port");
     let r = alice
         .post(
             "/network/v2.0/security-groups",
@@ -590,7 +571,7 @@ async fn other_projects_resources_are_not_found() {
         )
         .await;
     assert_eq!(r.status, 404);
-    let r = create_port(&bob, json!({"network_id": net})).await;
+    let r = post_port(&bob, json!({"network_id": net})).await;
     assert_fault(&r, 404, &net);
     for coll in ["networks", "subnets", "ports"] {
         let r = bob.get(&format!("/network/v2.0/{coll}")).await;
@@ -606,7 +587,7 @@ async fn other_projects_resources_are_not_found() {
     assert_eq!(names, ["default"]);
     // Bob cannot use Alice's group on his own port either.
     let bob_net = create_network(&bob, "b").await;
-    let r = create_port(
+    let r = post_port(
         &bob,
         json!({"network_id": bob_net, "security_groups": [sg]}),
     )
@@ -664,13 +645,13 @@ async fn shared_networks_and_admin_powers() {
             .status,
         403
     );
-    let r = create_port(
+    let r = post_port(
         &bob.client,
         json!({"network_id": net, "fixed_ips": [{"ip_address": "192.168.0.9"}]}),
     )
     .await;
     assert_eq!(r.status, 403, "{:?}", r.body);
-    let r = create_port(&bob.client, json!({"network_id": net})).await;
+    let r = post_port(&bob.client, json!({"network_id": net})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["port"]["project_id"], bob.project_id.as_str());
 
@@ -735,9 +716,7 @@ async fn readers_cannot_write() {
         403
     );
     assert_eq!(
-        create_port(&reader, json!({"network_id": net}))
-            .await
-            .status,
+        post_port(&reader, json!({"network_id": net})).await.status,
         403
     );
     let r = reader
@@ -813,7 +792,7 @@ async fn default_security_group_exists_and_is_protected() {
     // A port without groups gets the default one; a group in use cannot go.
     let net = create_network(&c, "n").await;
     create_subnet(&c, &net, "10.0.0.0/24").await;
-    let r = create_port(&c, json!({"network_id": net})).await;
+    let r = post_port(&c, json!({"network_id": net})).await;
     assert_eq!(r.body["port"]["security_groups"], json!([default]));
     let r = c
         .post(
@@ -830,7 +809,7 @@ async fn default_security_group_exists_and_is_protected() {
             .len(),
         2
     );
-    let r = create_port(&c, json!({"network_id": net, "security_groups": [web]})).await;
+    let r = post_port(&c, json!({"network_id": net, "security_groups": [web]})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let port = id(&r, "port");
     let r = c

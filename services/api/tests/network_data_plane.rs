@@ -14,27 +14,15 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{assert_fault, id, network, post_port, put_port};
+
+mod support;
 
 const PROVIDER_KEYS: [&str; 3] = [
     "provider:network_type",
     "provider:physical_network",
     "provider:segmentation_id",
 ];
-
-fn id(r: &Reply, key: &str) -> String {
-    r.body[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
-        .to_owned()
-}
-
-/// Asserts a Neutron fault with `status` whose message contains `needle`.
-fn assert_fault(r: &Reply, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(r.body["NeutronError"]["type"].is_string(), "{:?}", r.body);
-    let msg = r.error_message();
-    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
-}
 
 async fn post_network(c: &Client, body: Value) -> Reply {
     c.post("/network/v2.0/networks", json!({ "network": body }))
@@ -49,31 +37,9 @@ async fn put_network(c: &Client, id: &str, body: Value) -> Reply {
     .await
 }
 
-async fn post_port(c: &Client, body: Value) -> Reply {
-    c.post("/network/v2.0/ports", json!({ "port": body })).await
-}
-
-async fn put_port(c: &Client, id: &str, body: Value) -> Reply {
-    c.put(
-        &format!("/network/v2.0/ports/{id}"),
-        json!({ "port": body }),
-    )
-    .await
-}
-
 async fn post_subnet(c: &Client, body: Value) -> Reply {
     c.post("/network/v2.0/subnets", json!({ "subnet": body }))
         .await
-}
-
-/// A network with a /24 subnet; returns (network, subnet).
-async fn network_with_subnet(c: &Client, name: &str, cidr: &str) -> (String, String) {
-    let r = post_network(c, json!({"name": name})).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let net = id(&r, "network");
-    let r = post_subnet(c, json!({"network_id": net, "cidr": cidr, "ip_version": 4})).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    (net, id(&r, "subnet"))
 }
 
 async fn security_group(c: &Client, name: &str) -> String {
@@ -397,7 +363,7 @@ async fn network_port_security_is_the_default_of_its_ports() {
 async fn port_security_and_address_pairs_follow_neutrons_rules() {
     let api = TestApi::start().await;
     let c = api.account("alpha", "alice", "member").await.client;
-    let (net, _) = network_with_subnet(&c, "n", "10.0.0.0/24").await;
+    let (net, _) = network(&c, "n", "10.0.0.0/24", json!({})).await;
     let sg = security_group(&c, "web").await;
 
     // Creating: groups, or pairs, with port security off are refused.
@@ -516,7 +482,7 @@ async fn port_security_and_address_pairs_follow_neutrons_rules() {
 async fn invalid_address_pairs_are_400s() {
     let api = TestApi::start().await;
     let c = api.account("alpha", "alice", "member").await.client;
-    let (net, _) = network_with_subnet(&c, "n", "10.0.0.0/24").await;
+    let (net, _) = network(&c, "n", "10.0.0.0/24", json!({})).await;
     let r = post_port(&c, json!({"network_id": net})).await;
     let port = id(&r, "port");
     let too_many: Vec<Value> = (0..11)
@@ -860,7 +826,7 @@ async fn server_security_group_actions_are_cast() {
     assert_eq!(d.envelope.kind, "build_instance");
     d.ack().await.unwrap();
 
-    let (net, _) = network_with_subnet(c, "n", "10.0.0.0/24").await;
+    let (net, _) = network(c, "n", "10.0.0.0/24", json!({})).await;
     queue.next_changed().await; // the subnet
     let r = post_port(
         c,

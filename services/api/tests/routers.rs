@@ -8,67 +8,14 @@
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Consumer, InProcBus};
 use cloud_model::ProjectId;
 use cloud_rpc::ConductorMsg;
-use cloud_store::{Backend, HostReport, Store};
-use cloud_test_utils::{Client, Reply, TestApi, TestDb};
+use cloud_store::Backend;
+use cloud_test_utils::{Client, Reply, TestApi, TestDb, record_network_node};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{assert_fault, external_network, id, network};
 
-fn id(r: &Reply, key: &str) -> String {
-    r.body[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
-        .to_owned()
-}
-
-/// Asserts a Neutron fault with `status` whose message contains `needle`.
-fn assert_fault(r: &Reply, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(r.body["NeutronError"]["type"].is_string(), "{:?}", r.body);
-    let msg = r.error_message();
-    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
-}
-
-/// Registers `host` as an up compute host with the network role.
-async fn network_node(store: &Store, host: &str) {
-    store
-        .host_register(&HostReport {
-            host: host.into(),
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            cpu_arch: "x86_64".into(),
-            vcpus: 4,
-            memory_mb: 4096,
-            disk_gb: 40,
-            numa_topology: json!([]),
-            availability_zone: "nova".into(),
-            host_ip: Some("192.0.2.1".into()),
-            network_node: true,
-            inventory: Vec::new(),
-        })
-        .await
-        .unwrap();
-}
-
-/// A network (external if `external`) with a subnet; (network, subnet).
-async fn network(c: &Client, name: &str, cidr: &str, external: bool) -> (String, String) {
-    let r = c
-        .post(
-            "/network/v2.0/networks",
-            json!({"network": {"name": name, "router:external": external}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let net = id(&r, "network");
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    (net, id(&r, "subnet"))
-}
+mod support;
 
 async fn post_router(c: &Client, body: Value) -> Reply {
     c.post("/network/v2.0/routers", json!({ "router": body }))
@@ -94,11 +41,11 @@ async fn interface(c: &Client, router: &str, verb: &str, body: Value) -> Reply {
 #[tokio::test]
 async fn routers_crud_and_policy() {
     let api = TestApi::start().await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let admin = api.admin().await.client;
     let alice = api.account("alpha", "alice", "member").await.client;
     let bob = api.account("beta", "bob", "member").await.client;
-    let (public, _) = network(&admin, "public", "203.0.113.0/24", true).await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
 
     let r = post_router(
         &alice,
@@ -152,7 +99,7 @@ async fn routers_crud_and_policy() {
 
     // A gateway must be on an external network; explicit addresses are
     // for its owner.
-    let (private, _) = network(&alice, "private", "10.0.0.0/24", false).await;
+    let (private, _) = network(&alice, "private", "10.0.0.0/24", json!({})).await;
     let r = put_router(
         &alice,
         &r1,
@@ -185,9 +132,9 @@ async fn routers_crud_and_policy() {
 #[tokio::test]
 async fn interfaces_by_subnet_and_by_port() {
     let api = TestApi::start().await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let c = api.account("alpha", "alice", "member").await.client;
-    let (net, subnet) = network(&c, "n1", "10.0.0.0/24", false).await;
+    let (net, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
     let r1 = id(&post_router(&c, json!({"name": "r1"})).await, "router");
     let r2 = id(&post_router(&c, json!({"name": "r2"})).await, "router");
 
@@ -212,7 +159,7 @@ async fn interfaces_by_subnet_and_by_port() {
     assert_fault(&again, 400, "Router already has a port on subnet");
     let other = interface(&c, &r2, "add", json!({"subnet_id": subnet})).await;
     assert_fault(&other, 409, "10.0.0.1 already allocated");
-    let (_, same_cidr) = network(&c, "n2", "10.0.0.0/24", false).await;
+    let (_, same_cidr) = network(&c, "n2", "10.0.0.0/24", json!({})).await;
     let overlap = interface(&c, &r1, "add", json!({"subnet_id": same_cidr})).await;
     assert_fault(&overlap, 400, "overlaps");
     let r = c
@@ -236,7 +183,7 @@ async fn interfaces_by_subnet_and_by_port() {
     assert_fault(&interface(&c, &r1, "add", both).await, 400, "both");
 
     // By port: an unbound port with one address becomes the interface.
-    let (net3, subnet3) = network(&c, "n3", "10.3.0.0/24", false).await;
+    let (net3, subnet3) = network(&c, "n3", "10.3.0.0/24", json!({})).await;
     let r = c
         .post(
             "/network/v2.0/ports",
@@ -279,9 +226,9 @@ async fn interfaces_by_subnet_and_by_port() {
 #[tokio::test]
 async fn extra_routes_need_a_connected_next_hop() {
     let api = TestApi::start().await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let c = api.account("alpha", "alice", "member").await.client;
-    let (_, subnet) = network(&c, "n1", "10.0.0.0/24", false).await;
+    let (_, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
     let r1 = id(&post_router(&c, json!({"name": "r1"})).await, "router");
     let r = interface(&c, &r1, "add", json!({"subnet_id": subnet})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -312,7 +259,7 @@ async fn extra_routes_need_a_connected_next_hop() {
     // A gateway and routes change together or not at all; the new
     // gateway's subnet connects next hops.
     let admin = api.admin().await.client;
-    let (public, _) = network(&admin, "public", "203.0.113.0/24", true).await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let both = |hop: &str| {
         json!({"external_gateway_info": {"network_id": public},
                "routes": [{"destination": "192.168.0.0/16", "nexthop": hop}]})
@@ -330,7 +277,7 @@ async fn extra_routes_need_a_connected_next_hop() {
 async fn without_a_network_node_routers_wait() {
     let api = TestApi::start().await;
     let c = api.account("alpha", "alice", "member").await.client;
-    let (_, subnet) = network(&c, "n1", "10.0.0.0/24", false).await;
+    let (_, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
     let r = post_router(&c, json!({"name": "r1"})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["router"]["status"], "ACTIVE");
@@ -338,7 +285,7 @@ async fn without_a_network_node_routers_wait() {
     let r = interface(&c, &r1, "add", json!({"subnet_id": subnet})).await;
     assert_fault(&r, 409, "No network node is available");
     // Once one reports, the router is placed by its next change.
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let r = interface(&c, &r1, "add", json!({"subnet_id": subnet})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
@@ -409,11 +356,11 @@ async fn assert_quiet(queue: &mut Consumer) {
 async fn changes_are_cast_naming_the_routers_host() {
     let bus = Arc::new(InProcBus::new());
     let api = TestApi::start_full(TestDb::new(Backend::Sqlite).await, bus.clone(), |_| {}).await;
-    network_node(&api.db.store, "net1").await;
+    record_network_node(&api.db.store, "net1").await.unwrap();
     let admin = api.admin().await.client;
     let c = api.account("alpha", "alice", "member").await.client;
-    let (public, _) = network(&admin, "public", "203.0.113.0/24", true).await;
-    let (net, subnet) = network(&c, "n1", "10.0.0.0/24", false).await;
+    let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
+    let (net, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
     let mut queue = bus.consume(CONDUCTOR_QUEUE).await.unwrap();
     drain(&mut queue).await;
     let host = vec!["net1".to_owned()];

@@ -7,42 +7,9 @@
 
 use cloud_test_utils::{Client, Reply, TestApi, record_active_image};
 use serde_json::{Value, json};
+use support::{assert_error, id, network};
 
-fn id(r: &Reply, key: &str) -> String {
-    r.body[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
-        .to_owned()
-}
-
-/// Asserts a fault with `status` whose message contains `needle`.
-#[track_caller]
-fn assert_fault(r: &Reply, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    let msg = r.error_message();
-    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
-}
-
-/// A network (with `extra` attributes) and a 10.x subnet; the network.
-async fn network(c: &Client, name: &str, cidr: &str, extra: Value) -> String {
-    let mut body = json!({"name": name});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let r = c
-        .post("/network/v2.0/networks", json!({ "network": body }))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let net = id(&r, "network");
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    net
-}
+mod support;
 
 /// `POST /servers` with `networks`.
 async fn boot(c: &Client, image: &str, networks: Value) -> Reply {
@@ -78,7 +45,7 @@ async fn ports_attach_only_to_servers_their_project_sees() {
     let r = boot(&bob, &image, json!("none")).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let bobs = id(&r, "server");
-    let net = network(&bob, "b-net", "10.1.0.0/24", json!({})).await;
+    let (net, _) = network(&bob, "b-net", "10.1.0.0/24", json!({})).await;
     let r = bob
         .post("/network/v2.0/ports", json!({"port": {"network_id": net}}))
         .await;
@@ -88,17 +55,17 @@ async fn ports_attach_only_to_servers_their_project_sees() {
     // Another project's server: refused, and so is a server nobody has
     // (one answer for both).
     let r = put_device(&bob, &port, &alices).await;
-    assert_fault(&r, 403, &format!("device_id {alices} is not owned"));
+    assert_error(&r, 403, &format!("device_id {alices} is not owned"));
     let nobody = uuid_like();
     let r = put_device(&bob, &port, &nobody).await;
-    assert_fault(&r, 403, "is not owned by your project");
+    assert_error(&r, 403, "is not owned by your project");
     let r = bob
         .post(
             "/network/v2.0/ports",
             json!({"port": {"network_id": net, "device_id": alices}}),
         )
         .await;
-    assert_fault(&r, 403, "is not owned by your project");
+    assert_error(&r, 403, "is not owned by your project");
     let r = alice
         .get(&format!("/network/v2.0/ports?device_id={alices}"))
         .await;
@@ -135,21 +102,21 @@ async fn server_fixed_ips_get_the_checks_of_a_port() {
         .await
         .unwrap()
         .to_string();
-    let shared = network(&admin, "shared", "10.20.0.0/24", json!({"shared": true})).await;
-    let own = network(&bob, "own", "10.30.0.0/24", json!({})).await;
+    let (shared, _) = network(&admin, "shared", "10.20.0.0/24", json!({"shared": true})).await;
+    let (own, _) = network(&bob, "own", "10.30.0.0/24", json!({})).await;
 
     // An address on another project's shared network is its owner's to
     // choose, through a server as through a port.
     let want = json!([{"uuid": shared, "fixed_ip": "10.20.0.77"}]);
     let r = boot(&bob, &image, want.clone()).await;
-    assert_fault(&r, 403, "belongs to another project");
+    assert_error(&r, 403, "belongs to another project");
     let r = bob
         .post(
             "/network/v2.0/ports",
             json!({"port": {"network_id": shared, "fixed_ips": [{"ip_address": "10.20.0.77"}]}}),
         )
         .await;
-    assert_fault(&r, 403, "belongs to another project");
+    assert_error(&r, 403, "belongs to another project");
     let r = boot(&bob, &image, json!([{"uuid": shared}])).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let r = boot(&admin, &image, want).await;
@@ -162,7 +129,7 @@ async fn server_fixed_ips_get_the_checks_of_a_port() {
         ("10.30.0.255", "the broadcast address"),
     ] {
         let r = boot(&bob, &image, json!([{"uuid": own, "fixed_ip": ip}])).await;
-        assert_fault(&r, 400, what);
+        assert_error(&r, 400, what);
     }
     let r = boot(
         &bob,
@@ -170,7 +137,7 @@ async fn server_fixed_ips_get_the_checks_of_a_port() {
         json!([{"uuid": own, "fixed_ip": "10.40.0.5"}]),
     )
     .await;
-    assert_fault(&r, 400, "is not in any subnet");
+    assert_error(&r, 400, "is not in any subnet");
     let r = boot(
         &bob,
         &image,
@@ -185,5 +152,5 @@ async fn server_fixed_ips_get_the_checks_of_a_port() {
         json!([{"uuid": own, "fixed_ip": "10.30.0.78"}]),
     )
     .await;
-    assert_fault(&r, 400, "could not be found");
+    assert_error(&r, 400, "could not be found");
 }

@@ -1,0 +1,98 @@
+//! Helpers shared by the cloud-api integration tests: ids out of replies,
+//! fault assertions, and the networks, ports and routers that network
+//! scenarios start from. Each test binary uses some of them.
+
+#![allow(dead_code)]
+
+use cloud_test_utils::{Client, Reply};
+use serde_json::{Value, json};
+
+/// The id of the `key` object in `r`'s body.
+#[track_caller]
+pub fn id(r: &Reply, key: &str) -> String {
+    r.body[key]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}.id in {:?}", r.body))
+        .to_owned()
+}
+
+/// Asserts a Neutron fault with `status` whose message contains `needle`.
+#[track_caller]
+pub fn assert_fault(r: &Reply, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    assert!(r.body["NeutronError"]["type"].is_string(), "{:?}", r.body);
+    assert_error(r, status, needle);
+}
+
+/// Asserts a fault of any API (Nova's or Neutron's format) with `status`
+/// whose message contains `needle`.
+#[track_caller]
+pub fn assert_error(r: &Reply, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    let msg = r.error_message();
+    assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
+}
+
+/// A network named `name` with `extra` attributes (`json!({})` for none)
+/// and a subnet `{name}-subnet` on `cidr`; (network, subnet).
+pub async fn network(c: &Client, name: &str, cidr: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"name": name});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = c
+        .post("/network/v2.0/networks", json!({ "network": body }))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let net = id(&r, "network");
+    let r = c
+        .post(
+            "/network/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4,
+                "name": format!("{name}-subnet")}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    (net, id(&r, "subnet"))
+}
+
+/// An external network named `name` with a subnet on `cidr`; (network,
+/// subnet).
+pub async fn external_network(c: &Client, name: &str, cidr: &str) -> (String, String) {
+    network(c, name, cidr, json!({"router:external": true})).await
+}
+
+/// A router `r` of `c`'s project with a gateway on `public` and an
+/// interface on `subnet`.
+pub async fn router(c: &Client, public: &str, subnet: &str) -> String {
+    let r = c
+        .post(
+            "/network/v2.0/routers",
+            json!({"router": {"name": "r", "external_gateway_info": {"network_id": public}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let router = id(&r, "router");
+    let r = c
+        .put(
+            &format!("/network/v2.0/routers/{router}/add_router_interface"),
+            json!({"subnet_id": subnet}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    router
+}
+
+/// `POST /ports` with `body`.
+pub async fn post_port(c: &Client, body: Value) -> Reply {
+    c.post("/network/v2.0/ports", json!({ "port": body })).await
+}
+
+/// `PUT /ports/{port}` with `body`.
+pub async fn put_port(c: &Client, port: &str, body: Value) -> Reply {
+    c.put(
+        &format!("/network/v2.0/ports/{port}"),
+        json!({ "port": body }),
+    )
+    .await
+}
