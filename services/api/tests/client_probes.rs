@@ -8,6 +8,9 @@
 
 use cloud_test_utils::{Client, TestApi};
 use serde_json::json;
+use support::{aliases, network, post_port};
+
+mod support;
 
 async fn image(c: &Client) -> String {
     cloud_test_utils::upload_image(c, "img", "raw", vec![7u8; 64], json!({})).await
@@ -18,13 +21,7 @@ async fn neutron_extensions_list_only_what_is_implemented() {
     let api = TestApi::start().await;
     let c = api.account("ext", "erin", "member").await.client;
     let r = c.get("/network/v2.0/extensions").await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let aliases: Vec<&str> = r.body["extensions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["alias"].as_str().unwrap())
-        .collect();
+    let aliases = aliases(&r);
     for want in ["security-group", "quotas", "port-security", "net-mtu"] {
         assert!(aliases.contains(&want), "{want} missing from {aliases:?}");
     }
@@ -86,21 +83,8 @@ async fn network_quotas_show_limits_defaults_and_use() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["quota"]["security_group"], 10);
 
-    let r = c
-        .post("/network/v2.0/networks", json!({"network": {"name": "n1"}}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": "10.7.0.0/24", "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = c
-        .post("/network/v2.0/ports", json!({"port": {"network_id": net}}))
-        .await;
+    let (net, _) = network(c, "n1", "10.7.0.0/24", json!({})).await;
+    let r = post_port(c, json!({"network_id": net})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let r = c.get(&format!("/network/v2.0/quotas/{p}/details")).await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -8,7 +8,6 @@
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, InProcBus};
 use cloud_model::ProjectId;
-use cloud_rpc::ConductorMsg;
 use cloud_store::Backend;
 use cloud_test_utils::{
     Client, ControlPlane, PlaneOptions, Reply, TestApi, TestDb, boot, record_active_image,
@@ -17,7 +16,7 @@ use cloud_test_utils::{
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{assert_fault, external_network, id, network, post_port, router};
+use support::{ConductorQueue, assert_fault, external_network, id, network, post_port, router};
 
 mod support;
 
@@ -244,42 +243,23 @@ async fn associations_are_cast_naming_the_routers_host() {
     let (net, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
     router(&c, &public, &subnet).await;
     let (p1, _) = port(&c, &net).await;
-    let mut queue = bus.consume(CONDUCTOR_QUEUE).await.unwrap();
-    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), queue.next()).await {
-        d.ack().await.unwrap();
-    }
-    let mut next = async || {
-        let d = tokio::time::timeout(Duration::from_secs(5), queue.next())
-            .await
-            .expect("a cast")
-            .expect("bus open");
-        let msg = cloud_rpc::decode::<ConductorMsg>(&d.envelope).unwrap();
-        d.ack().await.unwrap();
-        match msg {
-            ConductorMsg::NetworkChanged {
-                networks, hosts, ..
-            } => (
-                networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                hosts,
-            ),
-            other => panic!("expected NetworkChanged, got {other:?}"),
-        }
-    };
+    let mut queue = ConductorQueue(bus.consume(CONDUCTOR_QUEUE).await.unwrap());
+    queue.drain().await;
     let want = (vec![public.clone()], vec!["net1".to_owned()]);
     let r = post_fip(&c, json!({"floating_network_id": public, "port_id": p1})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let fip = id(&r, "floatingip");
-    assert_eq!(next().await, want);
+    assert_eq!(queue.next_networks_and_hosts().await, want);
     assert_eq!(
         put_fip(&c, &fip, json!({"port_id": null})).await.status,
         200
     );
-    assert_eq!(next().await, want);
+    assert_eq!(queue.next_networks_and_hosts().await, want);
     assert_eq!(put_fip(&c, &fip, json!({"port_id": p1})).await.status, 200);
-    assert_eq!(next().await, want);
+    assert_eq!(queue.next_networks_and_hosts().await, want);
     let r = c.delete(&format!("/network/v2.0/floatingips/{fip}")).await;
     assert_eq!(r.status, 204);
-    assert_eq!(next().await, want);
+    assert_eq!(queue.next_networks_and_hosts().await, want);
 }
 
 #[tokio::test]

@@ -12,6 +12,9 @@ use cloud_store::{Backend, Store};
 use cloud_test_utils::{ControlPlane, PlaneOptions, boot, record_active_image, wait_for_status};
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::network;
+
+mod support;
 
 const SECRET: &str = "metadata-proxy-test-secret";
 const T: Duration = Duration::from_secs(60);
@@ -119,21 +122,7 @@ async fn booted() -> Booted {
     let image = record_active_image(&plane.api.db.store, &admin.project_id, "cirros")
         .await
         .unwrap();
-    let r = c
-        .post(
-            "/network/v2.0/networks",
-            json!({"network": {"name": "md-net"}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": "10.20.0.0/24", "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    let (net, _) = network(c, "md-net", "10.20.0.0/24", json!({})).await;
     let r = c
         .post(
             "/compute/v2.1/os-keypairs",

@@ -6,15 +6,14 @@
 //! routes, the extensions that announce them, and the `NetworkChanged`
 //! casts that tell the conductors about every change hosts enforce.
 
-use cloud_bus::{Bus, CONDUCTOR_QUEUE, Consumer, InProcBus};
-use cloud_rpc::ConductorMsg;
+use cloud_bus::{Bus, CONDUCTOR_QUEUE, InProcBus};
 use cloud_store::{Backend, Scope, VniRange};
 use cloud_test_utils::{Client, Reply, TestApi, TestDb, both_backends};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{assert_fault, id, network, post_port, put_port};
+use support::{ConductorQueue, aliases, assert_fault, id, network, post_port, put_port};
 
 mod support;
 
@@ -633,13 +632,7 @@ async fn extensions_announce_the_data_plane_attributes() {
     let api = TestApi::start().await;
     let c = api.account("alpha", "alice", "member").await.client;
     let r = c.get("/network/v2.0/extensions").await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let aliases: Vec<&str> = r.body["extensions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["alias"].as_str().unwrap())
-        .collect();
+    let aliases = aliases(&r);
     for want in [
         "provider",
         "port-security",
@@ -653,42 +646,6 @@ async fn extensions_announce_the_data_plane_attributes() {
     }
     for absent in ["multi-provider", "extra_dhcp_opt", "segment"] {
         assert!(!aliases.contains(&absent), "{absent} listed");
-    }
-}
-
-/// The conductor queue of the API's bus, read by the test.
-struct ConductorQueue(Consumer);
-
-impl ConductorQueue {
-    /// The next `NetworkChanged`, as (networks, security groups, hosts)
-    /// rendered as strings.
-    async fn next_changed(&mut self) -> (Vec<String>, Vec<String>, Vec<String>) {
-        let d = tokio::time::timeout(Duration::from_secs(5), self.0.next())
-            .await
-            .expect("no NetworkChanged within 5 s")
-            .expect("bus closed");
-        let msg: ConductorMsg = cloud_rpc::decode(&d.envelope).expect("a conductor message");
-        assert!(d.envelope.request_id.starts_with("req-"));
-        d.ack().await.unwrap();
-        match msg {
-            ConductorMsg::NetworkChanged {
-                networks,
-                security_groups,
-                hosts,
-            } => (
-                networks.iter().map(ToString::to_string).collect(),
-                security_groups.iter().map(ToString::to_string).collect(),
-                hosts,
-            ),
-            other => panic!("expected NetworkChanged, got {other:?}"),
-        }
-    }
-
-    /// Asserts nothing more was cast.
-    async fn assert_quiet(&mut self) {
-        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), self.0.next()).await {
-            panic!("unexpected cast: {:?}", d.envelope);
-        }
     }
 }
 

@@ -5,15 +5,13 @@
 //! quota; the extensions; and the `NetworkChanged` casts naming the
 //! router's host.
 
-use cloud_bus::{Bus, CONDUCTOR_QUEUE, Consumer, InProcBus};
+use cloud_bus::{Bus, CONDUCTOR_QUEUE, InProcBus};
 use cloud_model::ProjectId;
-use cloud_rpc::ConductorMsg;
 use cloud_store::Backend;
 use cloud_test_utils::{Client, Reply, TestApi, TestDb, record_network_node};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
-use support::{assert_fault, external_network, id, network};
+use support::{ConductorQueue, aliases, assert_fault, external_network, id, network};
 
 mod support;
 
@@ -312,43 +310,9 @@ async fn router_quota_and_extensions() {
     assert_eq!(r.body["quota"]["router"], 10);
 
     let r = c.get("/network/v2.0/extensions").await;
-    let aliases: Vec<&str> = r.body["extensions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["alias"].as_str())
-        .collect();
+    let aliases = aliases(&r);
     for want in ["router", "extraroute", "ext-gw-mode"] {
         assert!(aliases.contains(&want), "{want} missing from {aliases:?}");
-    }
-}
-
-/// The next `NetworkChanged` on the conductor queue, as (networks, hosts).
-async fn next_changed(queue: &mut Consumer) -> (Vec<String>, Vec<String>) {
-    let d = tokio::time::timeout(Duration::from_secs(5), queue.next())
-        .await
-        .expect("no NetworkChanged within 5 s")
-        .expect("bus closed");
-    let msg: ConductorMsg = cloud_rpc::decode(&d.envelope).expect("a conductor message");
-    d.ack().await.unwrap();
-    match msg {
-        ConductorMsg::NetworkChanged {
-            networks, hosts, ..
-        } => (networks.iter().map(ToString::to_string).collect(), hosts),
-        other => panic!("expected NetworkChanged, got {other:?}"),
-    }
-}
-
-/// Reads and drops what was cast so far.
-async fn drain(queue: &mut Consumer) {
-    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), queue.next()).await {
-        d.ack().await.unwrap();
-    }
-}
-
-async fn assert_quiet(queue: &mut Consumer) {
-    if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), queue.next()).await {
-        panic!("unexpected cast: {:?}", d.envelope);
     }
 }
 
@@ -361,42 +325,45 @@ async fn changes_are_cast_naming_the_routers_host() {
     let c = api.account("alpha", "alice", "member").await.client;
     let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let (net, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
-    let mut queue = bus.consume(CONDUCTOR_QUEUE).await.unwrap();
-    drain(&mut queue).await;
+    let mut queue = ConductorQueue(bus.consume(CONDUCTOR_QUEUE).await.unwrap());
+    queue.drain().await;
     let host = vec!["net1".to_owned()];
 
     let r1 = id(&post_router(&c, json!({"name": "r1"})).await, "router");
-    assert_quiet(&mut queue).await;
+    queue.assert_quiet().await;
     let gw = json!({"external_gateway_info": {"network_id": public}});
     assert_eq!(put_router(&c, &r1, gw).await.status, 200);
     assert_eq!(
-        next_changed(&mut queue).await,
+        queue.next_networks_and_hosts().await,
         (vec![public.clone()], host.clone())
     );
     let r = interface(&c, &r1, "add", json!({"subnet_id": subnet})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
-        next_changed(&mut queue).await,
+        queue.next_networks_and_hosts().await,
         (vec![net.clone()], host.clone())
     );
     let route = json!({"routes": [{"destination": "10.8.0.0/16", "nexthop": "10.0.0.9"}]});
     assert_eq!(put_router(&c, &r1, route).await.status, 200);
-    assert_eq!(next_changed(&mut queue).await, (vec![], host.clone()));
+    assert_eq!(
+        queue.next_networks_and_hosts().await,
+        (vec![], host.clone())
+    );
     assert_eq!(put_router(&c, &r1, json!({"name": "x"})).await.status, 200);
-    assert_quiet(&mut queue).await;
+    queue.assert_quiet().await;
     assert_eq!(put_router(&c, &r1, json!({"routes": []})).await.status, 200);
-    next_changed(&mut queue).await;
+    queue.next_networks_and_hosts().await;
     let r = interface(&c, &r1, "remove", json!({"subnet_id": subnet})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
-        next_changed(&mut queue).await,
+        queue.next_networks_and_hosts().await,
         (vec![net.clone()], host.clone())
     );
     let r = c.delete(&format!("/network/v2.0/routers/{r1}")).await;
     assert_eq!(r.status, 204);
-    assert_eq!(next_changed(&mut queue).await, (vec![public], host));
+    assert_eq!(queue.next_networks_and_hosts().await, (vec![public], host));
     // A refused change casts nothing.
     let r = post_router(&c, json!({"external_gateway_info": {"network_id": net}})).await;
     assert_eq!(r.status, 400);
-    assert_quiet(&mut queue).await;
+    queue.assert_quiet().await;
 }

@@ -4,8 +4,11 @@
 
 #![allow(dead_code)]
 
+use cloud_bus::Consumer;
+use cloud_rpc::ConductorMsg;
 use cloud_test_utils::{Client, Reply};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// The id of the `key` object in `r`'s body.
 #[track_caller]
@@ -31,6 +34,18 @@ pub fn assert_error(r: &Reply, status: u16, needle: &str) {
     assert_eq!(r.status, status, "{:?}", r.body);
     let msg = r.error_message();
     assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
+}
+
+/// The aliases in `GET /extensions`'s reply `r`.
+#[track_caller]
+pub fn aliases(r: &Reply) -> Vec<&str> {
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["alias"].as_str().unwrap())
+        .collect()
 }
 
 /// A network named `name` with `extra` attributes (`json!({})` for none)
@@ -95,4 +110,55 @@ pub async fn put_port(c: &Client, port: &str, body: Value) -> Reply {
         json!({ "port": body }),
     )
     .await
+}
+
+/// The conductor queue of the API's bus, read by the test.
+pub struct ConductorQueue(pub Consumer);
+
+impl ConductorQueue {
+    /// The next `NetworkChanged` (within 5 s, with a request id), as
+    /// (networks, security groups, hosts) rendered as strings.
+    pub async fn next_changed(&mut self) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let d = tokio::time::timeout(Duration::from_secs(5), self.0.next())
+            .await
+            .expect("no NetworkChanged within 5 s")
+            .expect("bus closed");
+        let msg: ConductorMsg = cloud_rpc::decode(&d.envelope).expect("a conductor message");
+        assert!(d.envelope.request_id.starts_with("req-"));
+        d.ack().await.unwrap();
+        match msg {
+            ConductorMsg::NetworkChanged {
+                networks,
+                security_groups,
+                hosts,
+            } => (
+                networks.iter().map(ToString::to_string).collect(),
+                security_groups.iter().map(ToString::to_string).collect(),
+                hosts,
+            ),
+            other => panic!("expected NetworkChanged, got {other:?}"),
+        }
+    }
+
+    /// The next `NetworkChanged` as (networks, hosts).
+    pub async fn next_networks_and_hosts(&mut self) -> (Vec<String>, Vec<String>) {
+        let (networks, _, hosts) = self.next_changed().await;
+        (networks, hosts)
+    }
+
+    /// Reads and drops what was cast so far.
+    pub async fn drain(&mut self) {
+        while let Ok(Some(d)) =
+            tokio::time::timeout(Duration::from_millis(200), self.0.next()).await
+        {
+            d.ack().await.unwrap();
+        }
+    }
+
+    /// Asserts nothing more was cast.
+    pub async fn assert_quiet(&mut self) {
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), self.0.next()).await {
+            panic!("unexpected cast: {:?}", d.envelope);
+        }
+    }
 }
