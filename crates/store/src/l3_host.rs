@@ -5,7 +5,8 @@
 //! (or a fixed few) however many routers and networks.
 
 use crate::db::{Store, db_error};
-use crate::l3_ports::{L3Port, allocate_ip, insert_port, locked_subnet, placeholders};
+use crate::l3_ports::{L3Port, insert_port, locked_subnet, placeholders};
+use crate::ports::allocate_ip;
 use crate::router_interfaces::{LEGS_SELECT, leg_from};
 use crate::row::RowExt;
 use cloud_model::network::{

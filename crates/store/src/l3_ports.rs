@@ -5,16 +5,16 @@
 //! They are ordinary rows of `ports` and `ip_allocations`, so everything
 //! that reads ports (data plane peers, l2population, the hosts a change
 //! concerns, quotas, network deletion) sees them. Addresses are claimed
-//! exactly as the port API's IPAM does: an insert that does nothing on
-//! conflict with the primary key (subnet, address), so an address is
-//! never handed out twice.
+//! with the port API's IPAM (`crate::ports::claim_ip`): an insert that
+//! does nothing on conflict with the primary key (subnet, address), so an
+//! address is never handed out twice.
 
 use crate::db::{db_error, flag};
+use crate::networks::SUBNET_COLS;
+use crate::ports::{allocate_ip, claim_ip, random_mac};
 use crate::row::RowExt;
 use cloud_model::network::{FixedIp, Subnet};
 use cloud_model::{Error, NetworkId, PortId, ResourceKind, SubnetId, Timestamp};
-use rand::Rng;
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 /// A write transaction of the store.
@@ -22,11 +22,6 @@ pub(crate) type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
 /// Tries at a random MAC nobody has.
 const MAC_ATTEMPTS: usize = 16;
-
-/// The subnet columns, for reading a subnet inside a transaction.
-const SUBNET_SELECT: &str = "SELECT id, network_id, project_id, name, description, cidr, \
-    ip_version, gateway_ip, enable_dhcp, dns_nameservers, allocation_pools, created_at, \
-    updated_at, revision, host_routes FROM subnets";
 
 /// The row of a port layer 3 makes.
 #[derive(Clone, Debug)]
@@ -45,17 +40,6 @@ pub(crate) struct L3Port<'a> {
     /// `ACTIVE` for bound router ports, `N/A` for floating IP ports,
     /// `DOWN` otherwise.
     pub status: &'a str,
-}
-
-/// A random MAC in OpenStack's `fa:16:3e` prefix.
-fn random_mac() -> String {
-    let mut rng = rand::thread_rng();
-    format!(
-        "fa:16:3e:{:02x}:{:02x}:{:02x}",
-        rng.r#gen::<u8>(),
-        rng.r#gen::<u8>(),
-        rng.r#gen::<u8>()
-    )
 }
 
 /// Inserts the port row `id` with `mac`, or with a random MAC (redrawn
@@ -110,7 +94,7 @@ pub(crate) async fn insert_port(
 /// Locks and reads a subnet (404 when it is gone).
 pub(crate) async fn locked_subnet(tx: &mut Transaction, id: SubnetId) -> Result<Subnet, Error> {
     crate::networks::lock_subnet(tx, id).await?;
-    let row = sqlx::query(&format!("{SUBNET_SELECT} WHERE id = $1"))
+    let row = sqlx::query(&format!("SELECT {SUBNET_COLS} FROM subnets WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(&mut **tx)
         .await
@@ -125,7 +109,7 @@ pub(crate) async fn network_subnets(
     network: NetworkId,
 ) -> Result<Vec<Subnet>, Error> {
     sqlx::query(&format!(
-        "{SUBNET_SELECT} WHERE network_id = $1 ORDER BY created_at, id"
+        "SELECT {SUBNET_COLS} FROM subnets WHERE network_id = $1 ORDER BY created_at, id"
     ))
     .bind(network.to_string())
     .fetch_all(&mut **tx)
@@ -134,55 +118,6 @@ pub(crate) async fn network_subnets(
     .iter()
     .map(crate::networks::subnet_from)
     .collect()
-}
-
-/// Claims `ip` on `subnet` for `port`; false if someone holds it.
-pub(crate) async fn claim_ip(
-    tx: &mut Transaction,
-    subnet: &Subnet,
-    ip: Ipv4Addr,
-    port: PortId,
-) -> Result<bool, Error> {
-    let r = sqlx::query(
-        "INSERT INTO ip_allocations (subnet_id, ip_address, port_id, network_id) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(subnet.id.to_string())
-    .bind(ip.to_string())
-    .bind(port.to_string())
-    .bind(subnet.network_id.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Gives `port` the lowest free address of `subnet`'s pools, if any.
-pub(crate) async fn allocate_ip(
-    tx: &mut Transaction,
-    subnet: &Subnet,
-    port: PortId,
-) -> Result<Option<Ipv4Addr>, Error> {
-    let used: BTreeSet<Ipv4Addr> =
-        sqlx::query("SELECT ip_address FROM ip_allocations WHERE subnet_id = $1")
-            .bind(subnet.id.to_string())
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|r| r.parsed("ip_address", |s| s.parse().ok()))
-            .collect::<Result<_, Error>>()?;
-    for pool in &subnet.allocation_pools {
-        for ip in pool.addresses() {
-            if used.contains(&ip) || subnet.gateway_ip == Some(ip) {
-                continue;
-            }
-            if claim_ip(tx, subnet, ip, port).await? {
-                return Ok(Some(ip));
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// What address a port on an external network asks for.

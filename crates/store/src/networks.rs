@@ -76,7 +76,8 @@ impl Default for VniRange {
 const NET_COLS: &str = "id, project_id, name, description, admin_state_up, shared, external, mtu, \
                         created_at, updated_at, revision, network_type, physical_network, \
                         segmentation_id, port_security_enabled";
-const SUBNET_COLS: &str = "id, network_id, project_id, name, description, cidr, ip_version, \
+/// The columns of `subnets`, as `subnet_from` reads them.
+pub(crate) const SUBNET_COLS: &str = "id, network_id, project_id, name, description, cidr, ip_version, \
                            gateway_ip, enable_dhcp, dns_nameservers, allocation_pools, created_at, \
                            updated_at, revision, host_routes";
 

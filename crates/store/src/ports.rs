@@ -8,6 +8,7 @@
 
 use crate::Scope;
 use crate::db::{Store, db_error, flag};
+use crate::networks::SUBNET_COLS;
 use crate::row::RowExt;
 use cloud_model::network::{AllowedAddressPair, FixedIp, Port, Subnet};
 use cloud_model::{
@@ -120,7 +121,7 @@ fn port_from(r: &AnyRow) -> Result<Port, Error> {
 }
 
 /// A random MAC in OpenStack's `fa:16:3e` prefix.
-fn random_mac() -> String {
+pub(crate) fn random_mac() -> String {
     let mut rng = rand::thread_rng();
     format!(
         "fa:16:3e:{:02x}:{:02x}:{:02x}",
@@ -212,11 +213,9 @@ impl Store {
                 other => other?,
             }
         }
-        let subnets: BTreeMap<SubnetId, Subnet> = sqlx::query(
-            "SELECT id, network_id, project_id, name, description, cidr, ip_version, gateway_ip, \
-             enable_dhcp, dns_nameservers, allocation_pools, created_at, updated_at, revision, \
-             host_routes FROM subnets WHERE network_id = $1 ORDER BY created_at, id",
-        )
+        let subnets: BTreeMap<SubnetId, Subnet> = sqlx::query(&format!(
+            "SELECT {SUBNET_COLS} FROM subnets WHERE network_id = $1 ORDER BY created_at, id"
+        ))
         .bind(new.network_id.to_string())
         .fetch_all(&mut *tx)
         .await
@@ -238,7 +237,7 @@ impl Store {
             match req {
                 RequestedIp::Exact(_, ip) => {
                     check_exact_ip(subnet, *ip)?;
-                    if !claim(&mut tx, subnet, *ip, id).await? {
+                    if !claim_ip(&mut tx, subnet, *ip, id).await? {
                         return Err(Error::conflict(format!(
                             "IP address {ip} already allocated in subnet {subnet_id}."
                         )));
@@ -445,7 +444,7 @@ fn check_exact_ip(subnet: &Subnet, ip: Ipv4Addr) -> Result<(), Error> {
 }
 
 /// Claims `ip` on `subnet` for `port`; false if someone holds it already.
-async fn claim(
+pub(crate) async fn claim_ip(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     subnet: &Subnet,
     ip: Ipv4Addr,
@@ -465,12 +464,12 @@ async fn claim(
     Ok(r.rows_affected() == 1)
 }
 
-/// Gives `port` the lowest free address of `subnet`'s pools.
-async fn allocate_next(
+/// Gives `port` the lowest free address of `subnet`'s pools, if any.
+pub(crate) async fn allocate_ip(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     subnet: &Subnet,
     port: PortId,
-) -> Result<(), Error> {
+) -> Result<Option<Ipv4Addr>, Error> {
     let used: BTreeSet<Ipv4Addr> =
         sqlx::query("SELECT ip_address FROM ip_allocations WHERE subnet_id = $1")
             .bind(subnet.id.to_string())
@@ -487,13 +486,26 @@ async fn allocate_next(
             }
             // A concurrent request may take it first (PostgreSQL); then we
             // try the next one.
-            if claim(tx, subnet, ip, port).await? {
-                return Ok(());
+            if claim_ip(tx, subnet, ip, port).await? {
+                return Ok(Some(ip));
             }
         }
     }
-    Err(Error::conflict(format!(
-        "No more IP addresses available on network {} (subnet {} {} is exhausted).",
-        subnet.network_id, subnet.id, subnet.cidr
-    )))
+    Ok(None)
+}
+
+/// Gives `port` the lowest free address of `subnet`'s pools; 409 when
+/// there is none.
+async fn allocate_next(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    subnet: &Subnet,
+    port: PortId,
+) -> Result<(), Error> {
+    match allocate_ip(tx, subnet, port).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::conflict(format!(
+            "No more IP addresses available on network {} (subnet {} {} is exhausted).",
+            subnet.network_id, subnet.id, subnet.cidr
+        ))),
+    }
 }

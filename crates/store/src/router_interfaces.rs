@@ -6,7 +6,8 @@
 //! extra routes need it.
 
 use crate::db::{Store, db_error};
-use crate::l3_ports::{L3Port, Transaction, claim_ip, insert_port, locked_subnet, port_ips};
+use crate::l3_ports::{L3Port, Transaction, insert_port, locked_subnet, port_ips};
+use crate::ports::claim_ip;
 use crate::routers::{bump, ensure_host, locked_router};
 use cloud_model::network::{
     DEVICE_OWNER_DHCP, DEVICE_OWNER_ROUTER_GATEWAY, DEVICE_OWNER_ROUTER_INTERFACE, HostRoute,
