@@ -19,7 +19,6 @@ use crate::row::RowExt;
 use cloud_model::network::{DEVICE_OWNER_FLOATING_IP, FloatingIp, FloatingIpId, RouterId};
 use cloud_model::{Error, NetworkId, PortId, ProjectId, ResourceKind, SubnetId, Timestamp};
 use sqlx::any::AnyRow;
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 /// An association request: a port and, when it has several addresses,
@@ -403,27 +402,5 @@ impl Store {
             .await
             .map_err(db_error)?
             .rows_affected())
-    }
-
-    /// The floating addresses of each of `ports` (an SQL list of quoted
-    /// port ids, which the caller generated), for server listings.
-    pub(crate) async fn floating_addresses_of_ports(
-        &self,
-        port_list: &str,
-    ) -> Result<HashMap<String, Vec<Ipv4Addr>>, Error> {
-        let mut out: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
-        for r in sqlx::query(&format!(
-            "SELECT port_id, floating_ip_address FROM floatingips WHERE port_id IN ({port_list}) \
-             ORDER BY floating_ip_address"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        {
-            out.entry(r.text("port_id")?)
-                .or_default()
-                .push(r.parsed("floating_ip_address", |s| s.parse().ok())?);
-        }
-        Ok(out)
     }
 }

@@ -58,20 +58,12 @@ impl Store {
             .map(|r| r.text("id").map(|id| format!("'{id}'")))
             .collect::<Result<Vec<_>, _>>()?
             .join(",");
-        let mut ips: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
-        for r in sqlx::query(&format!(
-            "SELECT port_id, ip_address FROM ip_allocations WHERE port_id IN ({port_list}) \
-             ORDER BY ip_address"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        {
-            ips.entry(r.text("port_id")?)
-                .or_default()
-                .push(r.parsed("ip_address", |s| s.parse().ok())?);
-        }
-        let mut floating = self.floating_addresses_of_ports(&port_list).await?;
+        let mut ips = self
+            .addresses_of_ports("ip_allocations", "ip_address", &port_list)
+            .await?;
+        let mut floating = self
+            .addresses_of_ports("floatingips", "floating_ip_address", &port_list)
+            .await?;
         for r in &ports {
             let Some(device) = r.opt_text("device_id")?.and_then(|d| InstanceId::parse(&d)) else {
                 continue;
@@ -84,6 +76,31 @@ impl Store {
                 floating_ips: floating.remove(&r.text("id")?).unwrap_or_default(),
                 created_at: r.int("created_at")?,
             });
+        }
+        Ok(out)
+    }
+
+    /// The addresses in `column` of `table`'s rows for each of `ports` (an
+    /// SQL list of quoted port ids, which the caller generated), by port,
+    /// lowest first.
+    async fn addresses_of_ports(
+        &self,
+        table: &str,
+        column: &str,
+        port_list: &str,
+    ) -> Result<HashMap<String, Vec<Ipv4Addr>>, Error> {
+        let mut out: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
+        for r in sqlx::query(&format!(
+            "SELECT port_id, {column} FROM {table} WHERE port_id IN ({port_list}) \
+             ORDER BY {column}"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        {
+            out.entry(r.text("port_id")?)
+                .or_default()
+                .push(r.parsed(column, |s| s.parse().ok())?);
         }
         Ok(out)
     }
