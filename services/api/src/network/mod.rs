@@ -184,6 +184,19 @@ pub fn check_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
+/// A new resource's name and description (empty when not given), each
+/// at most 255 characters.
+pub fn name_and_description(
+    name: Option<String>,
+    description: Option<String>,
+) -> ApiResult<(String, String)> {
+    let name = name.unwrap_or_default();
+    let description = description.unwrap_or_default();
+    check_len("name", &name, 255)?;
+    check_len("description", &description, 255)?;
+    Ok((name, description))
+}
+
 /// Deserializes a field that distinguishes "absent" (`None`, through
 /// `#[serde(default)]`) from `null` (`Some(None)`), as `gateway_ip` needs.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

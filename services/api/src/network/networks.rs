@@ -16,7 +16,9 @@ use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
 use crate::network::network_checks::{self, ProviderRequest};
 use crate::network::notify::{Changed, Notifier};
-use crate::network::{check_len, created, ensure_owner, ok, path_id, target_project, views};
+use crate::network::{
+    check_len, created, ensure_owner, name_and_description, ok, path_id, target_project, views,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -127,10 +129,7 @@ pub async fn network_create(
     ctx.authorize(Action::NetworkWrite)?;
     let req = body.network;
     let project = target_project(&ctx, req.project_id.as_deref(), req.tenant_id.as_deref())?;
-    let name = req.name.unwrap_or_default();
-    let description = req.description.unwrap_or_default();
-    check_len("name", &name, 255)?;
-    check_len("description", &description, 255)?;
+    let (name, description) = name_and_description(req.name, req.description)?;
     let shared = req.shared.unwrap_or(false);
     if shared {
         admin_only(&ctx, "shared")?;

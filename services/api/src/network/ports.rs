@@ -24,7 +24,9 @@ use crate::network::notify::{Changed, Notifier};
 use crate::network::port_checks::{
     self, AddressPairRequest, FixedIpRequest, PortSecurity, ensure_network_owner,
 };
-use crate::network::{body_id, check_len, created, ok, path_id, target_project, views};
+use crate::network::{
+    body_id, check_len, created, name_and_description, ok, path_id, target_project, views,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -180,10 +182,7 @@ pub async fn port_create(
         .network_get(network_id, &ctx.read_scope()?)
         .await?;
     port_checks::ensure_may_plug(&ctx, &network)?;
-    let name = req.name.unwrap_or_default();
-    let description = req.description.unwrap_or_default();
-    check_len("name", &name, 255)?;
-    check_len("description", &description, 255)?;
+    let (name, description) = name_and_description(req.name, req.description)?;
     let device_owner = req.device_owner.unwrap_or_default();
     check_len("device_owner", &device_owner, 255)?;
     port_checks::ensure_may_own(&ctx, &network, &device_owner)?;

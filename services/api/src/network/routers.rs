@@ -16,7 +16,9 @@ use crate::network::filters::Filters;
 use crate::network::notify::{Changed, Notifier};
 use crate::network::quotas::network_limit;
 use crate::network::router_checks::{self, GatewayInfo, InterfaceBody, RouteRequest, l3_error};
-use crate::network::{check_len, created, nullable, ok, target_project, views};
+use crate::network::{
+    check_len, created, name_and_description, nullable, ok, target_project, views,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -111,10 +113,7 @@ pub async fn router_create(
     ctx.authorize(Action::NetworkWrite)?;
     let req = body.router;
     let project = target_project(&ctx, req.project_id.as_deref(), req.tenant_id.as_deref())?;
-    let name = req.name.unwrap_or_default();
-    let description = req.description.unwrap_or_default();
-    check_len("name", &name, 255)?;
-    check_len("description", &description, 255)?;
+    let (name, description) = name_and_description(req.name, req.description)?;
     let gateway = router_checks::gateway(&state, &ctx, req.external_gateway_info.as_ref()).await?;
     let limit = network_limit(&state, &project, "router").await?;
     let new = NewRouter {

@@ -9,7 +9,9 @@ use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
 use crate::network::notify::{Changed, Notifier};
-use crate::network::{check_len, created, ok, path_id, target_project, views};
+use crate::network::{
+    check_len, created, name_and_description, ok, path_id, target_project, views,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -90,10 +92,7 @@ pub async fn security_group_create(
     ctx.authorize(Action::SecurityGroupWrite)?;
     let req = body.security_group;
     let project = target_project(&ctx, req.project_id.as_deref(), req.tenant_id.as_deref())?;
-    let name = req.name.unwrap_or_default();
-    let description = req.description.unwrap_or_default();
-    check_len("name", &name, 255)?;
-    check_len("description", &description, 255)?;
+    let (name, description) = name_and_description(req.name, req.description)?;
     check_stateful(req.stateful)?;
     if name == DEFAULT_NAME {
         return Err(ApiError::new(

@@ -14,7 +14,8 @@ use crate::network::filters::Filters;
 use crate::network::notify::{Changed, Notifier};
 use crate::network::subnet_checks::{self, HostRouteRequest, PoolRequest};
 use crate::network::{
-    body_id, check_len, created, ensure_owner, nullable, ok, path_id, target_project, views,
+    body_id, check_len, created, ensure_owner, name_and_description, nullable, ok, path_id,
+    target_project, views,
 };
 use crate::state::AppState;
 use axum::Json;
@@ -149,10 +150,7 @@ pub async fn subnet_create(
     let dns_nameservers =
         subnet_checks::dns_nameservers(req.dns_nameservers.as_deref().unwrap_or_default())?;
     let host_routes = subnet_checks::host_routes(req.host_routes.as_deref().unwrap_or_default())?;
-    let name = req.name.unwrap_or_default();
-    let description = req.description.unwrap_or_default();
-    check_len("name", &name, 255)?;
-    check_len("description", &description, 255)?;
+    let (name, description) = name_and_description(req.name, req.description)?;
     let subnet = state
         .store()
         .subnet_create(&NewSubnet {
