@@ -9,18 +9,8 @@
 
 mod common;
 
-use common::{Cloud, normalize, snapshot};
+use common::{Cloud, normalize, snapshot, squeeze};
 use serde_json::Value;
-
-/// Tables padded for the original values: squeeze runs of spaces and
-/// dashes so placeholders of another length still compare equal.
-fn squeeze(text: &str) -> String {
-    let t = regex::Regex::new(r" {2,}").unwrap().replace_all(text, " ");
-    regex::Regex::new(r"-{2,}")
-        .unwrap()
-        .replace_all(&t, "--")
-        .into_owned()
-}
 
 /// A cloud with the external network `public`, an image, and alice's
 /// network `app-net` with subnet `app-v4` (10.0.1.0/24); returns it and
@@ -29,19 +19,7 @@ async fn start() -> (Cloud, String) {
     let cloud = Cloud::start_network_nodes(1).await;
     let public = cloud.external_network("public", "203.0.113.0/24").await;
     cloud.image("cirros").await;
-    cloud.run(&["network", "create", "app-net"]).await.ok();
-    cloud
-        .run(&[
-            "subnet",
-            "create",
-            "app-v4",
-            "--network",
-            "app-net",
-            "--subnet-range",
-            "10.0.1.0/24",
-        ])
-        .await
-        .ok();
+    cloud.network("app-net", "app-v4", "10.0.1.0/24").await;
     (cloud, public)
 }
 
@@ -410,19 +388,7 @@ async fn boot_with_a_floating_ip() {
     // No router from the server's network to public: the server is up,
     // the exit code and message say the floating IP is not, and nothing
     // was allocated.
-    cloud.run(&["network", "create", "lonely"]).await.ok();
-    cloud
-        .run(&[
-            "subnet",
-            "create",
-            "lonely-v4",
-            "--network",
-            "lonely",
-            "--subnet-range",
-            "10.0.9.0/24",
-        ])
-        .await
-        .ok();
+    cloud.network("lonely", "lonely-v4", "10.0.9.0/24").await;
     let refused = cloud.run(&boot("vm2", "net-id=lonely", &[])).await;
     assert_eq!(refused.code, 4, "{}\n{}", refused.stdout, refused.stderr);
     assert!(

@@ -4,35 +4,13 @@
 
 mod common;
 
-use common::{Cloud, normalize, snapshot};
-
-/// Tables padded for the original values: squeeze runs of spaces and
-/// dashes so placeholders of another length still compare equal.
-fn squeeze(text: &str) -> String {
-    let t = regex::Regex::new(r" {2,}").unwrap().replace_all(text, " ");
-    regex::Regex::new(r"-{2,}")
-        .unwrap()
-        .replace_all(&t, "--")
-        .into_owned()
-}
+use common::{Cloud, normalize, snapshot, squeeze};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn boot_wait_list_show_act_delete() {
     let cloud = Cloud::start(1).await;
     cloud.image("cirros").await;
-    cloud.run(&["network", "create", "app-net"]).await.ok();
-    cloud
-        .run(&[
-            "subnet",
-            "create",
-            "app-v4",
-            "--network",
-            "app-net",
-            "--subnet-range",
-            "10.0.1.0/24",
-        ])
-        .await
-        .ok();
+    cloud.network("app-net", "app-v4", "10.0.1.0/24").await;
 
     let out = cloud
         .run(&[

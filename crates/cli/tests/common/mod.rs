@@ -182,6 +182,23 @@ impl Cloud {
         id
     }
 
+    /// Creates, through the CLI, the network `network` with the subnet
+    /// `subnet` on `cidr`.
+    pub async fn network(&self, network: &str, subnet: &str, cidr: &str) {
+        self.run(&["network", "create", network]).await.ok();
+        self.run(&[
+            "subnet",
+            "create",
+            subnet,
+            "--network",
+            network,
+            "--subnet-range",
+            cidr,
+        ])
+        .await
+        .ok();
+    }
+
     /// Uploads a small image named `name` through the CLI.
     pub async fn image(&self, name: &str) {
         let f = self.write(&format!("{name}.qcow2"), "QFI\u{fb} not really an image");
@@ -200,6 +217,16 @@ impl Cloud {
             .await;
         assert_eq!(out.json()["status"], "active", "{}", out.stdout);
     }
+}
+
+/// Tables padded for the original values: squeeze runs of spaces and
+/// dashes so placeholders of another length still compare equal.
+pub fn squeeze(text: &str) -> String {
+    let t = regex::Regex::new(r" {2,}").unwrap().replace_all(text, " ");
+    regex::Regex::new(r"-{2,}")
+        .unwrap()
+        .replace_all(&t, "--")
+        .into_owned()
 }
 
 /// Replaces what changes from run to run (ids, times, host ids, MACs,
