@@ -17,6 +17,7 @@ mod support;
 use base64::Engine;
 use cloud_dataplane::names::{bridge_name, tap_name};
 use cloud_model::InstanceId;
+use cloud_test_utils::{create_external_network, create_router, first_subnet};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -250,48 +251,18 @@ async fn a_real_guest_is_reached_through_its_floating_ip() {
         .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
         .await;
     let flavor = cloud.flavor("real.1c128", 1, 128).await;
-    let r = c
-        .post(
-            "/network/v2.0/networks",
-            json!({"network": {"name": "public", "router:external": true,
-                "provider:network_type": "flat",
-                "provider:physical_network": support::PUBLIC_PHYSNET}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let public = r.body["network"]["id"].as_str().unwrap().to_owned();
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": public, "cidr": support::PUBLIC_CIDR,
-                "ip_version": 4, "gateway_ip": "172.29.251.1", "enable_dhcp": false,
-                "allocation_pools": [{"start": "172.29.251.10", "end": "172.29.251.100"}]}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    let public = create_external_network(
+        c,
+        "public",
+        support::PUBLIC_PHYSNET,
+        support::PUBLIC_CIDR,
+        json!({"gateway_ip": "172.29.251.1",
+            "allocation_pools": [{"start": "172.29.251.10", "end": "172.29.251.100"}]}),
+    )
+    .await;
     let (net, _) = cloud.network().await;
-    let subnet = c
-        .get(&format!("/network/v2.0/subnets?network_id={net}"))
-        .await
-        .body["subnets"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = c
-        .post(
-            "/network/v2.0/routers",
-            json!({"router": {"name": "r", "external_gateway_info": {"network_id": public}}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let router = r.body["router"]["id"].as_str().unwrap().to_owned();
-    let r = c
-        .put(
-            &format!("/network/v2.0/routers/{router}/add_router_interface"),
-            json!({"subnet_id": subnet}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    let subnet = first_subnet(c, &net).await;
+    let router = create_router(c, &public, &subnet).await;
     let r = c
         .post(
             "/network/v2.0/security-groups",
@@ -324,13 +295,7 @@ async fn a_real_guest_is_reached_through_its_floating_ip() {
     let s = cloud.wait(&vm, &["ACTIVE", "ERROR"]).await;
     assert_eq!(s["status"], "ACTIVE", "{s}");
     cloud.wait_marker(&vm, "READY", 1).await;
-    let port = c
-        .get(&format!("/network/v2.0/ports?device_id={vm}"))
-        .await
-        .body["ports"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let port = port_ids(&cloud, &vm).await.remove(0);
     let r = c
         .post(
             "/network/v2.0/floatingips",

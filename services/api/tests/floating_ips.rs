@@ -10,13 +10,13 @@ use cloud_bus::{Bus, CONDUCTOR_QUEUE, InProcBus};
 use cloud_model::ProjectId;
 use cloud_store::Backend;
 use cloud_test_utils::{
-    Client, ControlPlane, PlaneOptions, Reply, TestApi, TestDb, boot, record_active_image,
-    record_network_node, wait_for_status,
+    Client, ControlPlane, PlaneOptions, Reply, TestApi, TestDb, boot, create_router,
+    record_active_image, record_network_node, wait_for_status,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{ConductorQueue, assert_fault, external_network, id, network, post_port, router};
+use support::{ConductorQueue, assert_fault, external_network, id, network, post_port};
 
 mod support;
 
@@ -57,7 +57,7 @@ async fn floating_ips_are_created_associated_and_freed() {
     let bob = api.account("beta", "bob", "member").await.client;
     let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let (net, subnet) = network(&alice, "n1", "10.0.0.0/24", json!({})).await;
-    let r1 = router(&alice, &public, &subnet).await;
+    let r1 = create_router(&alice, &public, &subnet).await;
     let (p1, fixed1) = port(&alice, &net).await;
 
     // Without an address: the lowest free one (the router's gateway took .2).
@@ -241,7 +241,7 @@ async fn associations_are_cast_naming_the_routers_host() {
     let c = api.account("alpha", "alice", "member").await.client;
     let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let (net, subnet) = network(&c, "n1", "10.0.0.0/24", json!({})).await;
-    router(&c, &public, &subnet).await;
+    create_router(&c, &public, &subnet).await;
     let (p1, _) = port(&c, &net).await;
     let mut queue = ConductorQueue(bus.consume(CONDUCTOR_QUEUE).await.unwrap());
     queue.drain().await;
@@ -277,7 +277,7 @@ async fn servers_show_floating_ips_and_deleting_them_disassociates() {
     let c = &admin.client;
     let (public, _) = external_network(c, "public", "203.0.113.0/24").await;
     let (net, subnet) = network(c, "web", "10.0.0.0/24", json!({})).await;
-    router(c, &public, &subnet).await;
+    create_router(c, &public, &subnet).await;
     let image = record_active_image(&plane.api.db.store, &admin.project_id, "img")
         .await
         .unwrap();

@@ -6,9 +6,11 @@
 
 use cloud_model::{NetworkId, SubnetId};
 use cloud_store::{Backend, Store};
-use cloud_test_utils::{Client, Reply, TestApi, record_active_image, record_network_node};
+use cloud_test_utils::{
+    Client, Reply, TestApi, create_router, record_active_image, record_network_node,
+};
 use serde_json::{Value, json};
-use support::{assert_fault, external_network, id, network, put_port, router};
+use support::{assert_fault, external_network, id, network, put_port};
 
 mod support;
 
@@ -279,7 +281,7 @@ async fn router_and_floating_ip_ports_belong_to_their_apis() {
     let alice = api.account("alpha", "alice", "member").await.client;
     let (public, _) = external_network(&admin, "public", "203.0.113.0/24").await;
     let (net, subnet) = network(&alice, "n1", "10.0.0.0/24", json!({})).await;
-    let router = router(&alice, &public, &subnet).await;
+    let router = create_router(&alice, &public, &subnet).await;
     let r = alice
         .post(
             "/network/v2.0/floatingips",

@@ -9,8 +9,8 @@ use cloud_model::InstanceId;
 use cloud_store::Backend;
 use cloud_test_utils::netbed::{NetBed, in_guest, netbed_available};
 use cloud_test_utils::{
-    Account, ControlPlane, PlaneOptions, lift_compute_quotas, record_active_image, record_flavor,
-    wait_for_status,
+    Account, ControlPlane, PlaneOptions, create_external_network, first_subnet,
+    lift_compute_quotas, record_active_image, record_flavor, wait_for_status,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -139,41 +139,21 @@ impl Cloud {
             .external
             .as_ref()
             .expect("a bed with an external network");
-        let r = self
-            .admin
-            .client
-            .post(
-                "/network/v2.0/networks",
-                json!({"network": {"name": "public", "router:external": true,
-                    "provider:network_type": "flat",
-                    "provider:physical_network": cloud_test_utils::netbed::EXTERNAL_PHYSNET}}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "external network: {}", r.body);
-        let id = r.body["network"]["id"].as_str().unwrap().to_owned();
         let base = ext.cidr.trim_end_matches(".0/24");
-        let r = self
-            .admin
-            .client
-            .post(
-                "/network/v2.0/subnets",
-                json!({"subnet": {"network_id": id, "cidr": ext.cidr, "ip_version": 4,
-                    "gateway_ip": ext.outside_ip.to_string(), "enable_dhcp": false,
-                    "allocation_pools": [{"start": format!("{base}.10"), "end": format!("{base}.200")}]}}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "external subnet: {}", r.body);
-        id
+        create_external_network(
+            &self.admin.client,
+            "public",
+            cloud_test_utils::netbed::EXTERNAL_PHYSNET,
+            &ext.cidr,
+            json!({"gateway_ip": ext.outside_ip.to_string(),
+                "allocation_pools": [{"start": format!("{base}.10"), "end": format!("{base}.200")}]}),
+        )
+        .await
     }
 
     /// The id of the (first) subnet of `network`.
     pub async fn subnet_of(&self, network: &str) -> String {
-        let r = self
-            .admin
-            .client
-            .get(&format!("/network/v2.0/subnets?network_id={network}"))
-            .await;
-        r.body["subnets"][0]["id"].as_str().unwrap().to_owned()
+        first_subnet(&self.admin.client, network).await
     }
 
     /// Boots a server on `network` as `who` (on `host` when given: the

@@ -5,7 +5,7 @@
 
 use cloud_driver_fake::FakeConfig;
 use cloud_store::Backend;
-use cloud_test_utils::{ControlPlane, PlaneOptions};
+use cloud_test_utils::{ControlPlane, PlaneOptions, create_external_network};
 use std::path::{Path, PathBuf};
 
 /// What a run of `cloud` produced.
@@ -158,28 +158,7 @@ impl Cloud {
     /// with a subnet `cidr`; returns the network's id.
     pub async fn external_network(&self, name: &str, cidr: &str) -> String {
         let admin = self.plane.api.admin().await.client;
-        let r = admin
-            .post(
-                "/network/v2.0/networks",
-                serde_json::json!({"network": {
-                    "name": name, "router:external": true,
-                    "provider:network_type": "flat", "provider:physical_network": "physnet1",
-                }}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{:?}", r.body);
-        let id = r.body["network"]["id"].as_str().unwrap().to_owned();
-        let r = admin
-            .post(
-                "/network/v2.0/subnets",
-                serde_json::json!({"subnet": {
-                    "name": format!("{name}-subnet"), "network_id": id, "cidr": cidr,
-                    "ip_version": 4, "enable_dhcp": false,
-                }}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{:?}", r.body);
-        id
+        create_external_network(&admin, name, "physnet1", cidr, serde_json::json!({})).await
     }
 
     /// Creates, through the CLI, the network `network` with the subnet

@@ -1,6 +1,7 @@
 //! Helpers shared by the cloud-api integration tests: ids out of replies,
-//! fault assertions, and the networks, ports and routers that network
-//! scenarios start from. Each test binary uses some of them.
+//! fault assertions, the networks and ports that network scenarios start
+//! from, and the conductor queue's casts. Each test binary uses some of
+//! them.
 
 #![allow(dead_code)]
 
@@ -75,27 +76,6 @@ pub async fn network(c: &Client, name: &str, cidr: &str, extra: Value) -> (Strin
 /// subnet).
 pub async fn external_network(c: &Client, name: &str, cidr: &str) -> (String, String) {
     network(c, name, cidr, json!({"router:external": true})).await
-}
-
-/// A router `r` of `c`'s project with a gateway on `public` and an
-/// interface on `subnet`.
-pub async fn router(c: &Client, public: &str, subnet: &str) -> String {
-    let r = c
-        .post(
-            "/network/v2.0/routers",
-            json!({"router": {"name": "r", "external_gateway_info": {"network_id": public}}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let router = id(&r, "router");
-    let r = c
-        .put(
-            &format!("/network/v2.0/routers/{router}/add_router_interface"),
-            json!({"subnet_id": subnet}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    router
 }
 
 /// `POST /ports` with `body`.
