@@ -3,6 +3,7 @@
 //! it was created in, whichever thread then uses it).
 
 use crate::cmd;
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
@@ -53,6 +54,34 @@ pub async fn delete(name: &str) -> anyhow::Result<()> {
         tracing::info!(namespace = name, "namespace deleted");
     }
     Ok(())
+}
+
+/// Gives `dev` in namespace `ns` exactly the IPv4 addresses `want`
+/// (`address/prefix`): deletes the others, adds the missing ones; returns
+/// those it added.
+pub async fn set_ipv4_addresses(
+    ns: &str,
+    dev: &str,
+    want: &BTreeSet<String>,
+) -> anyhow::Result<Vec<String>> {
+    let shown = cmd::run("ip", ["-n", ns, "-o", "-4", "addr", "show", "dev", dev]).await?;
+    let have: BTreeSet<String> = shown
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet")?;
+            w.next().map(str::to_owned)
+        })
+        .collect();
+    for a in have.difference(want) {
+        cmd::run("ip", ["-n", ns, "addr", "del", a, "dev", dev]).await?;
+    }
+    let mut added = Vec::new();
+    for a in want.difference(&have) {
+        cmd::run("ip", ["-n", ns, "addr", "add", a, "dev", dev]).await?;
+        added.push(a.clone());
+    }
+    Ok(added)
 }
 
 /// A TCP listener on `addr` inside namespace `name`. A short-lived thread

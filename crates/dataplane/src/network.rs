@@ -264,21 +264,7 @@ impl DataPlane {
                     .map(|a| format!("{a}/{}", s.cidr.prefix()))
             })
             .collect();
-        let shown = cmd::run("ip", ["-n", &ns, "-o", "-4", "addr", "show", "dev", &inner]).await?;
-        let have: BTreeSet<String> = shown
-            .lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                w.find(|x| *x == "inet")?;
-                w.next().map(str::to_owned)
-            })
-            .collect();
-        for a in have.difference(&want) {
-            cmd::run("ip", ["-n", &ns, "addr", "del", a, "dev", &inner]).await?;
-        }
-        for a in want.difference(&have) {
-            cmd::run("ip", ["-n", &ns, "addr", "add", a, "dev", &inner]).await?;
-        }
+        netns::set_ipv4_addresses(&ns, &inner, &want).await?;
         if self.config().metadata.is_some() {
             let md = format!("{METADATA_IP}/32");
             cmd::run("ip", ["-n", &ns, "addr", "replace", &md, "dev", "lo"]).await?;

@@ -179,21 +179,8 @@ impl DataPlane {
             ],
         )
         .await?;
-        let shown = cmd::run("ip", ["-n", ns, "-o", "-4", "addr", "show", "dev", inner]).await?;
-        let have: BTreeSet<String> = shown
-            .lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                w.find(|x| *x == "inet")?;
-                w.next().map(str::to_owned)
-            })
-            .collect();
         let want: BTreeSet<String> = addrs.iter().cloned().collect();
-        for a in have.difference(&want) {
-            cmd::run("ip", ["-n", ns, "addr", "del", a, "dev", inner]).await?;
-        }
-        for a in want.difference(&have) {
-            cmd::run("ip", ["-n", ns, "addr", "add", a, "dev", inner]).await?;
+        for a in netns::set_ipv4_addresses(ns, inner, &want).await? {
             // Tell the segment the address moved here (a floating IP that
             // was on another router, a router that moved).
             if let Some(ip) = a.split('/').next() {
