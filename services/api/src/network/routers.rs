@@ -23,7 +23,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cloud_model::network::{Router, RouterId};
+use cloud_model::network::{Router, RouterId, RouterInterface};
 use cloud_model::{Error, ResourceKind, Timestamp};
 use cloud_store::{NewRouter, RouterUpdate};
 use serde::Deserialize;
@@ -90,6 +90,19 @@ fn router_change(router: &Router) -> Changed {
     Changed::default()
         .with_networks(router.gateway.as_ref().map(|g| g.network_id))
         .with_host(router.host.as_deref())
+}
+
+/// Tells the conductors that `router` gained or lost `iface` (its network,
+/// on the router's host); the reply with the interface.
+async fn interface_changed(
+    notify: &Notifier,
+    router: &Router,
+    iface: &RouterInterface,
+) -> Json<Value> {
+    notify
+        .changed(Changed::network(iface.network_id).with_host(router.host.as_deref()))
+        .await;
+    Json(views::router_interface(router, iface))
 }
 
 /// Creates a router, with a gateway if `external_gateway_info` names an
@@ -286,10 +299,7 @@ pub async fn router_add_interface(
         .router_get(router.id, &cloud_store::Scope::All)
         .await
         .map_err(|e| l3_error(e, "Router"))?;
-    notify
-        .changed(Changed::network(iface.network_id).with_host(router.host.as_deref()))
-        .await;
-    Ok(Json(views::router_interface(&router, &iface)))
+    Ok(interface_changed(&notify, &router, &iface).await)
 }
 
 /// Removes the interface on a subnet or with a port, and deletes its
@@ -316,8 +326,5 @@ pub async fn router_remove_interface(
         .router_remove_interface(router.id, req)
         .await
         .map_err(|e| l3_error(e, "Router interface"))?;
-    notify
-        .changed(Changed::network(iface.network_id).with_host(router.host.as_deref()))
-        .await;
-    Ok(Json(views::router_interface(&router, &iface)))
+    Ok(interface_changed(&notify, &router, &iface).await)
 }
