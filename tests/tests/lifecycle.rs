@@ -4,7 +4,7 @@
 use cloud_driver_fake::FakeConfig;
 use cloud_e2e::active_image;
 use cloud_store::Backend;
-use cloud_test_utils::{ControlPlane, PlaneOptions, boot, wait_for_status};
+use cloud_test_utils::{ControlPlane, PlaneOptions, boot, create_network, wait_for_status};
 use serde_json::json;
 use std::time::Duration;
 
@@ -246,21 +246,7 @@ async fn security_groups_of_a_running_server(backend: Backend) {
     let admin = plane.api.admin().await;
     let image = active_image(&plane.api.db.store, &admin.project_id).await;
     let c = &admin.client;
-    let r = c
-        .post(
-            "/network/v2.0/networks",
-            json!({"network": {"name": "sg-net"}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": "10.9.0.0/24", "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    let (net, _) = create_network(c, "sg-net", "10.9.0.0/24", json!({})).await;
     let r = c
         .post(
             "/network/v2.0/security-groups",
@@ -374,17 +360,7 @@ async fn a_host_that_cannot_set_up_its_network_says_why() {
     let admin = plane.api.admin().await;
     let image = active_image(&plane.api.db.store, &admin.project_id).await;
     let c = &admin.client;
-    let r = c
-        .post("/network/v2.0/networks", json!({"network": {"name": "n"}}))
-        .await;
-    let net = r.body["network"]["id"].as_str().unwrap().to_owned();
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": "10.9.0.0/24", "ip_version": 4}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    let (net, _) = create_network(c, "n", "10.9.0.0/24", json!({})).await;
     let driver = plane.driver("host-1");
     driver.fail_network_applies(Some("nft: Operation not supported"));
     let boot_on_net = |name: &'static str| {

@@ -21,7 +21,7 @@ pub use api::{ADMIN_PASSWORD, Account, TestApi};
 pub use binaries::{build_binaries, free_port};
 pub use client::{Client, Reply};
 pub use db::{TestDb, pg_base_url};
-pub use network::{create_external_network, create_router, first_subnet};
+pub use network::{create_external_network, create_network, create_router, first_subnet};
 pub use plane::{
     ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
 };

@@ -1,9 +1,40 @@
-//! Network API steps that scenarios of several test crates share: an
-//! admin's flat external network, a router between it and a subnet, a
-//! network's first subnet.
+//! Network API steps that scenarios of several test crates share: a
+//! network with a subnet, an admin's flat external network, a router
+//! between it and a subnet, a network's first subnet.
 
 use crate::Client;
 use serde_json::{Value, json};
+
+/// Creates, with `c`, the network `name` with the `extra` attributes
+/// (`json!({})` for none) and the subnet `{name}-subnet` on `cidr`;
+/// returns (network, subnet) ids.
+pub async fn create_network(c: &Client, name: &str, cidr: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"name": name});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = c
+        .post("/network/v2.0/networks", json!({ "network": body }))
+        .await;
+    assert_eq!(r.status, 201, "network create: {}", r.body);
+    let net = r.body["network"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no network.id in {}", r.body))
+        .to_owned();
+    let r = c
+        .post(
+            "/network/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4,
+                "name": format!("{name}-subnet")}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "subnet create: {}", r.body);
+    let subnet = r.body["subnet"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no subnet.id in {}", r.body))
+        .to_owned();
+    (net, subnet)
+}
 
 /// Creates, with `admin` (an admin's client), the external network `name`,
 /// flat on `physnet`, with the subnet `{name}-subnet` on `cidr` without

@@ -9,7 +9,7 @@ use cloud_model::InstanceId;
 use cloud_store::Backend;
 use cloud_test_utils::netbed::{NetBed, in_guest, netbed_available};
 use cloud_test_utils::{
-    Account, ControlPlane, PlaneOptions, create_external_network, first_subnet,
+    Account, ControlPlane, PlaneOptions, create_external_network, create_network, first_subnet,
     lift_compute_quotas, record_active_image, record_flavor, wait_for_status,
 };
 use serde_json::{Value, json};
@@ -112,22 +112,7 @@ impl Cloud {
     /// A network with one subnet `cidr` (gateway .1) in `who`'s project;
     /// returns the network id.
     pub async fn network(&self, who: &Account, name: &str, cidr: &str) -> String {
-        let r = who
-            .client
-            .post("/network/v2.0/networks", json!({"network": {"name": name}}))
-            .await;
-        assert_eq!(r.status, 201, "network create: {}", r.body);
-        let id = r.body["network"]["id"].as_str().unwrap().to_owned();
-        let r = who
-            .client
-            .post(
-                "/network/v2.0/subnets",
-                json!({"subnet": {"network_id": id, "cidr": cidr, "ip_version": 4,
-                    "name": format!("{name}-subnet")}}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "subnet create: {}", r.body);
-        id
+        create_network(&who.client, name, cidr, json!({})).await.0
     }
 
     /// The external network on the bed's outside (admin, `router:external`,

@@ -7,6 +7,7 @@
 
 use cloud_bus::Consumer;
 use cloud_rpc::ConductorMsg;
+pub use cloud_test_utils::create_network as network;
 use cloud_test_utils::{Client, Reply};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -47,29 +48,6 @@ pub fn aliases(r: &Reply) -> Vec<&str> {
         .iter()
         .map(|e| e["alias"].as_str().unwrap())
         .collect()
-}
-
-/// A network named `name` with `extra` attributes (`json!({})` for none)
-/// and a subnet `{name}-subnet` on `cidr`; (network, subnet).
-pub async fn network(c: &Client, name: &str, cidr: &str, extra: Value) -> (String, String) {
-    let mut body = json!({"name": name});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let r = c
-        .post("/network/v2.0/networks", json!({ "network": body }))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let net = id(&r, "network");
-    let r = c
-        .post(
-            "/network/v2.0/subnets",
-            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4,
-                "name": format!("{name}-subnet")}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    (net, id(&r, "subnet"))
 }
 
 /// An external network named `name` with a subnet on `cidr`; (network,
