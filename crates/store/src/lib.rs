@@ -56,7 +56,7 @@ pub use l3_host::{GatewayLeg, HostRouter};
 pub use l3_ports::AddressRequest;
 pub use networks::{NewSubnet, SubnetUpdate, VniRange};
 pub use placement::{Claim, ClaimError};
-pub use ports::{NewPort, PortFilter, RequestedIp};
+pub use ports::{NewPort, PortFilter, RequestedIp, random_mac};
 pub use quotas::QuotaUsage;
 pub use router_interfaces::InterfaceRequest;
 pub use routers::{GatewayRequest, NewRouter, RouterUpdate};

@@ -120,8 +120,10 @@ fn port_from(r: &AnyRow) -> Result<Port, Error> {
     })
 }
 
-/// A random MAC in OpenStack's `fa:16:3e` prefix.
-pub(crate) fn random_mac() -> String {
+/// A random MAC in OpenStack's `fa:16:3e` prefix, as the store draws
+/// them for new ports (the API too, when it must know one before the port
+/// exists).
+pub fn random_mac() -> String {
     let mut rng = rand::thread_rng();
     format!(
         "fa:16:3e:{:02x}:{:02x}:{:02x}",

@@ -17,7 +17,6 @@ use cloud_model::network::{
 };
 use cloud_model::{Error, InstanceId, SecurityGroupId, SubnetId};
 use cloud_store::{RequestedIp, Scope};
-use rand::Rng;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 
@@ -143,15 +142,7 @@ fn mac_for(field: &str, raw: &str) -> ApiResult<String> {
 
 /// A MAC for a new port, drawn as the store draws them (`fa:16:3e:..`),
 /// for when the API must know it before the port exists.
-pub fn random_mac() -> String {
-    let mut rng = rand::thread_rng();
-    format!(
-        "fa:16:3e:{:02x}:{:02x}:{:02x}",
-        rng.r#gen::<u8>(),
-        rng.r#gen::<u8>(),
-        rng.r#gen::<u8>()
-    )
-}
+pub use cloud_store::random_mac;
 
 /// Parses an allowed address pair's `ip_address`: an IPv4 address (a /32)
 /// or a CIDR with its host bits zero.
