@@ -52,8 +52,11 @@ impl HostUplink {
             return Ok(());
         }
         cmd::run("sysctl", ["-qw", "net.ipv4.ip_forward=1"]).await?;
+        // Only what the host routes out: bridged frames of the external
+        // network itself (a router's gateway leg talking to the host)
+        // also pass the NAT hook, with the bridge as their device.
         let rules = format!(
-            "add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n  chain post {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {cidr} oifname != \"{host}\" masquerade\n  }}\n}}\n",
+            "add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n  chain post {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {cidr} oifname != \"{host}\" oifname != \"brq*\" masquerade\n  }}\n}}\n",
             cidr = self.cidr
         );
         cmd::run_with_input("nft", ["-f", "-"], Some(&rules))

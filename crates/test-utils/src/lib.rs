@@ -12,6 +12,7 @@ mod api;
 mod binaries;
 mod client;
 mod db;
+pub mod guest;
 pub mod netbed;
 mod network;
 mod plane;
