@@ -54,9 +54,14 @@ pub enum ClaimError {
 impl Store {
     /// Claims `c` atomically. Idempotent: if the consumer already holds
     /// allocations on this provider, nothing changes and `Ok` is returned.
+    /// What the consumer holds on *other* providers is released in the
+    /// same transaction (Placement replaces a consumer's allocations): a
+    /// build resumed after its conductor died re-runs scheduling, and must
+    /// not keep the claim of the attempt it lost track of.
     /// `Ok(Err(_))` means the host has no room (or a pinned CPU is taken).
     pub async fn placement_claim(&self, c: &Claim) -> Result<Result<(), ClaimError>, Error> {
         let mut tx = self.begin().await?;
+        release_in(&mut tx, c.consumer, Some(c.provider_id)).await?;
         let held = sqlx::query(
             "SELECT COUNT(*) AS n FROM allocations WHERE provider_id = $1 AND consumer_id = $2",
         )
@@ -67,6 +72,7 @@ impl Store {
         .map_err(db_error)?
         .int("n")?;
         if held > 0 {
+            tx.commit().await.map_err(db_error)?;
             return Ok(Ok(()));
         }
         for (class, amount) in [
@@ -155,50 +161,9 @@ impl Store {
     /// Returns how many allocation rows were removed.
     pub async fn placement_release(&self, consumer: InstanceId) -> Result<u64, Error> {
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(
-            "SELECT provider_id, resource_class, used FROM allocations WHERE consumer_id = $1",
-        )
-        .bind(consumer.to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let mut providers = Vec::new();
-        for r in &rows {
-            let provider = r.text("provider_id")?;
-            sqlx::query(
-                "UPDATE inventories SET used = CASE WHEN used >= $3 THEN used - $3 ELSE 0 END \
-                 WHERE provider_id = $1 AND resource_class = $2",
-            )
-            .bind(&provider)
-            .bind(r.text("resource_class")?)
-            .bind(r.int("used")?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if !providers.contains(&provider) {
-                providers.push(provider);
-            }
-        }
-        for table in ["allocations", "cpu_pins", "hugepage_allocations"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE consumer_id = $1"))
-                .bind(consumer.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        for p in &providers {
-            sqlx::query(
-                "UPDATE resource_providers SET generation = generation + 1, updated_at = $2 \
-                 WHERE id = $1",
-            )
-            .bind(p)
-            .bind(Timestamp::now().micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
+        let n = release_in(&mut tx, consumer, None).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(rows.len() as u64)
+        Ok(n)
     }
 
     /// `(resource class, amount)` a consumer holds, per provider.
@@ -318,4 +283,62 @@ impl Store {
         .map(|r| Ok((r.text("host")?, r.int("n")?)))
         .collect()
     }
+}
+
+/// Releases, inside `tx`, what `consumer` holds on every provider but
+/// `keep`; returns how many allocation rows went.
+async fn release_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    consumer: InstanceId,
+    keep: Option<ProviderId>,
+) -> Result<u64, Error> {
+    let keep = keep.map(|p| p.to_string());
+    let rows = sqlx::query(
+        "SELECT provider_id, resource_class, used FROM allocations WHERE consumer_id = $1 \
+         AND ($2 IS NULL OR provider_id <> $2)",
+    )
+    .bind(consumer.to_string())
+    .bind(keep.clone())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let mut providers = Vec::new();
+    for r in &rows {
+        let provider = r.text("provider_id")?;
+        sqlx::query(
+            "UPDATE inventories SET used = CASE WHEN used >= $3 THEN used - $3 ELSE 0 END \
+             WHERE provider_id = $1 AND resource_class = $2",
+        )
+        .bind(&provider)
+        .bind(r.text("resource_class")?)
+        .bind(r.int("used")?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if !providers.contains(&provider) {
+            providers.push(provider);
+        }
+    }
+    for table in ["allocations", "cpu_pins", "hugepage_allocations"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE consumer_id = $1 AND ($2 IS NULL OR provider_id <> $2)"
+        ))
+        .bind(consumer.to_string())
+        .bind(keep.clone())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    for p in &providers {
+        sqlx::query(
+            "UPDATE resource_providers SET generation = generation + 1, updated_at = $2 \
+             WHERE id = $1",
+        )
+        .bind(p)
+        .bind(Timestamp::now().micros())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(rows.len() as u64)
 }
