@@ -232,6 +232,10 @@ pub enum Reply<T> {
     Ok(T),
     /// Failure, in words for the user.
     Err(String),
+    /// The callee could not do it now (its database or a peer was out of
+    /// reach) and nothing was done: the caller retries later instead of
+    /// failing for good.
+    Unavailable(String),
 }
 
 /// Wraps a message in an envelope for the bus.

@@ -120,11 +120,39 @@ pub(crate) fn redact(url: &str) -> String {
 /// Maps a database error that the caller did not anticipate. Callers that
 /// expect a constraint violation check [`is_unique_violation`] first.
 pub(crate) fn db_error(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            Error::unavailable(format!("the database is unavailable: {e}"))
+    if is_transient(&e) {
+        Error::unavailable(format!("the database is unavailable: {e}"))
+    } else {
+        Error::internal(format!("database error: {e}"))
+    }
+}
+
+/// Whether `e` says the database was out of reach or gave up on the
+/// statement for reasons of its own (a restart, a failover, a lock), so
+/// that doing it again later can work: callers answer 503 and workers
+/// retry, instead of failing a build for good. PostgreSQL: connection
+/// exceptions (class 08), operator intervention (57P01 admin shutdown,
+/// 57P02 crash shutdown, 57P03 cannot connect now), serialization failures
+/// and deadlocks (40001, 40P01); SQLite: a busy or locked database.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+                )
+                || matches!(code.as_ref(), "5" | "6" | "261" | "517")
+                || d.message().contains("database is locked")
         }
-        _ => Error::internal(format!("database error: {e}")),
+        _ => false,
     }
 }
 

@@ -42,7 +42,7 @@ mod workflows;
 mod zones;
 
 pub use data_plane::BoundPort;
-pub use db::{Backend, Store};
+pub use db::{Backend, Store, is_transient};
 pub use flavors::FlavorFilter;
 pub use floating_ips::{Association, FloatingIpUpdate, NewFloatingIp};
 pub use hosts::{

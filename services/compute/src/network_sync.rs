@@ -195,6 +195,7 @@ impl NetworkSync {
         match cloud_rpc::decode_reply::<HostNetwork>(&reply)? {
             Reply::Ok(state) => Ok(state),
             Reply::Err(e) => Err(anyhow::anyhow!("the conductor refused: {e}")),
+            Reply::Unavailable(e) => Err(anyhow::anyhow!("the conductor cannot answer now: {e}")),
         }
     }
 }

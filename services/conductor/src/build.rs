@@ -168,6 +168,11 @@ impl Conductor {
                     .await?;
                 Ok(Some("networking"))
             }
+            // Nothing was claimed: the message comes back and the build
+            // resumes at this step.
+            Reply::Unavailable(why) => Err(Error::unavailable(format!(
+                "the scheduler cannot place servers now: {why}"
+            ))),
             Reply::Err(message) => {
                 let message = if data.tried.is_empty() {
                     message

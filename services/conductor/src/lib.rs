@@ -171,6 +171,10 @@ impl Conductor {
             if let ConductorMsg::GetHostNetwork { host } = &msg {
                 let reply = match self.host_network(host).await {
                     Ok(state) => cloud_rpc::Reply::Ok(state),
+                    Err(e @ Error::Unavailable { .. }) => {
+                        tracing::warn!(%host, error = %e, "cannot compute a host's network now");
+                        cloud_rpc::Reply::Unavailable(e.to_string())
+                    }
                     Err(e) => {
                         tracing::warn!(%host, error = %e, "cannot compute a host's network");
                         cloud_rpc::Reply::Err(e.to_string())

@@ -114,6 +114,10 @@ impl Scheduler {
                     .await
                 {
                     Ok(r) => r,
+                    Err(e @ cloud_model::Error::Unavailable { .. }) => {
+                        tracing::warn!(error = %e, "scheduling could not run now");
+                        Reply::Unavailable(e.external_message())
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "scheduling failed");
                         Reply::Err(format!("Scheduling failed: {}", e.external_message()))

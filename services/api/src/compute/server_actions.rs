@@ -271,6 +271,11 @@ async fn console(state: &AppState, inst: &Instance, request_id: &str) -> Result<
             FaultKind::Conflict,
             format!("The console of instance {} is not available: {m}", inst.id),
         )),
+        cloud_rpc::Reply::Unavailable(m) => Err(Error::unavailable(format!(
+            "The console of instance {} cannot be read now: {m}",
+            inst.id
+        ))
+        .into()),
     }
 }
 
