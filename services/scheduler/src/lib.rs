@@ -279,9 +279,15 @@ impl Scheduler {
         let (hosts, _) = snapshot::host_states(&self.store, all, &spec, &self.config).await?;
         let message = match select(&spec, &hosts, &self.config.weighers, 1) {
             Err(nvh) => nvh.to_string(),
-            Ok(_) => "No valid host was found: every fitting host was claimed by concurrent \
-                      requests; try again"
-                .to_owned(),
+            Ok(_) => {
+                // Hosts still fit: every claim was lost to concurrent
+                // requests. That is the system's to retry, not the user's:
+                // the conductor asks again (the request comes back).
+                tracing::info!(instance = %instance_id, "every claim lost to concurrent requests; retrying later");
+                return Ok(Reply::Unavailable(
+                    "every fitting host was claimed by concurrent requests".to_owned(),
+                ));
+            }
         };
         tracing::info!(instance = %instance_id, %message, "no valid host");
         Ok(Reply::Err(message))
