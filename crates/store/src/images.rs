@@ -210,14 +210,61 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes the mutable fields of an image back (after a PATCH).
-    pub async fn image_update(&self, image: &Image) -> Result<(), Error> {
-        let r = sqlx::query(
+    /// Changes an image from what it is now (a PATCH): `change` gets the
+    /// current record, read while the image's row is locked, and returns
+    /// the new one (`None`: nothing to change, or an error: nothing is
+    /// written); its mutable fields are written in the same transaction.
+    /// So concurrent patches of different properties all land (a record
+    /// read by one request and written back whole by another lost the
+    /// other's changes: issue 16, finding 5). Returns the image as stored
+    /// afterwards.
+    pub async fn image_modify<E>(
+        &self,
+        id: ImageId,
+        scope: &Scope,
+        change: impl FnOnce(&Image) -> Result<Option<Image>, E> + Send,
+    ) -> Result<Image, E>
+    where
+        E: From<Error> + Send,
+    {
+        let mut tx = self.begin().await?;
+        // A no-op update takes the row lock on PostgreSQL; on SQLite the
+        // transaction holds the write lock already (BEGIN IMMEDIATE).
+        let locked = sqlx::query(
+            "UPDATE images SET updated_at = updated_at WHERE id = $1 AND \
+             ($2 IS NULL OR owner = $2 OR visibility IN ('public', 'community'))",
+        )
+        .bind(id.to_string())
+        .bind(scope.project().map(|p| p.as_str().to_owned()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if locked.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Image, id).into());
+        }
+        let row = sqlx::query(&format!("SELECT {COLS} FROM images WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let current = image_from(&row)?;
+        let image = match change(&current) {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                tx.rollback().await.map_err(db_error)?;
+                return Ok(current);
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
+        sqlx::query(
             "UPDATE images SET name = $2, disk_format = $3, container_format = $4, \
              visibility = $5, min_disk = $6, min_ram = $7, protected = $8, os_hidden = $9, \
              properties = $10, tags = $11, updated_at = $12 WHERE id = $1",
         )
-        .bind(image.id.to_string())
+        .bind(id.to_string())
         .bind(image.name.clone())
         .bind(image.disk_format.clone())
         .bind(image.container_format.clone())
@@ -229,13 +276,17 @@ impl Store {
         .bind(to_json(&image.properties))
         .bind(to_json(&image.tags))
         .bind(Timestamp::now().micros())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        if r.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::Image, image.id));
-        }
-        Ok(())
+        let row = sqlx::query(&format!("SELECT {COLS} FROM images WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let stored = image_from(&row)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(stored)
     }
 
     /// Moves an image from `queued` to `saving`, claiming the right to

@@ -420,7 +420,8 @@ impl Store {
         self.instance_get(id, scope).await
     }
 
-    /// Replaces a server's metadata.
+    /// Replaces a server's metadata (one statement: it does not depend on
+    /// what was there).
     pub async fn instance_set_metadata(
         &self,
         id: InstanceId,
@@ -431,7 +432,8 @@ impl Store {
             .await
     }
 
-    /// Replaces a server's tags.
+    /// Replaces a server's tags (one statement, like
+    /// [`Store::instance_set_metadata`]).
     pub async fn instance_set_tags(
         &self,
         id: InstanceId,
@@ -439,6 +441,103 @@ impl Store {
         tags: &[String],
     ) -> Result<(), Error> {
         self.instance_set_json(id, scope, "tags", json(&tags)).await
+    }
+
+    /// Changes a server's metadata from what it is now: `change` edits the
+    /// current map (or refuses, writing nothing) while the server's row is
+    /// locked, and the result is written in the same transaction. Two
+    /// concurrent changes of different keys therefore both land (reading
+    /// the map in one request and writing it back in another lost one of
+    /// them: issue 16, finding 5). Returns what `change` returned.
+    pub async fn instance_modify_metadata<R, E>(
+        &self,
+        id: InstanceId,
+        scope: &Scope,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<R, E> + Send,
+    ) -> Result<R, E>
+    where
+        R: Send,
+        E: From<Error> + Send,
+    {
+        self.instance_modify_json(id, scope, "metadata", change)
+            .await
+    }
+
+    /// Changes a server's tags from what they are now, atomically, as
+    /// [`Store::instance_modify_metadata`] does for metadata.
+    pub async fn instance_modify_tags<R, E>(
+        &self,
+        id: InstanceId,
+        scope: &Scope,
+        change: impl FnOnce(&mut Vec<String>) -> Result<R, E> + Send,
+    ) -> Result<R, E>
+    where
+        R: Send,
+        E: From<Error> + Send,
+    {
+        self.instance_modify_json(id, scope, "tags", change).await
+    }
+
+    /// Read-modify-write of one JSON column of a live server in one
+    /// transaction. The row is locked first (a no-op update: a row lock on
+    /// PostgreSQL; on SQLite the transaction holds the write lock from its
+    /// `BEGIN IMMEDIATE`), so no other change of the column can come
+    /// between the read and the write. Nothing is written when `change`
+    /// fails or leaves the value as it was.
+    async fn instance_modify_json<T, R, E>(
+        &self,
+        id: InstanceId,
+        scope: &Scope,
+        column: &'static str,
+        change: impl FnOnce(&mut T) -> Result<R, E> + Send,
+    ) -> Result<R, E>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + Clone + Send,
+        R: Send,
+        E: From<Error> + Send,
+    {
+        let mut tx = self.begin().await?;
+        let locked = sqlx::query(&format!(
+            "UPDATE instances SET {column} = {column} WHERE id = $1 AND deleted_at IS NULL \
+             AND ($2 IS NULL OR project_id = $2)"
+        ))
+        .bind(id.to_string())
+        .bind(scope.project().map(|p| p.as_str().to_owned()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if locked.rows_affected() == 0 {
+            return Err(Error::not_found(ResourceKind::Server, id).into());
+        }
+        let row = sqlx::query(&format!("SELECT {column} FROM instances WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let before: T = row.json(column)?;
+        let mut value = before.clone();
+        let out = match change(&mut value) {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
+        if value == before {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(out);
+        }
+        sqlx::query(&format!(
+            "UPDATE instances SET {column} = $2, updated_at = $3 WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .bind(json(&value))
+        .bind(Timestamp::now().micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(out)
     }
 
     async fn instance_set_json(

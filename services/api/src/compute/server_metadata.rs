@@ -1,7 +1,13 @@
 //! Server metadata and tags.
+//!
+//! Every change that depends on what is there now (a merge, one key set or
+//! deleted, one tag added or removed) runs as one read-modify-write in the
+//! store ([`cloud_store::Store::instance_modify_metadata`]), with its
+//! checks inside it, so concurrent requests on different keys all land and
+//! the limits hold against the real total.
 
 use crate::auth::{Action, Ctx};
-use crate::compute::servers::load;
+use crate::compute::servers::{load, server_id};
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -102,13 +108,15 @@ pub async fn server_metadata_merge(
     JsonBody(body): JsonBody<MetadataBody>,
 ) -> ApiResult<Json<Value>> {
     ctx.authorize(Action::ServerWrite)?;
-    let inst = load(&state, &ctx, &id).await?;
-    let mut all = inst.metadata.clone();
-    all.extend(body.metadata);
-    check_items(&state, &all)?;
-    state
+    let id = server_id(&id)?;
+    check_items(&state, &body.metadata)?;
+    let all = state
         .store()
-        .instance_set_metadata(inst.id, &ctx.read_scope()?, &all)
+        .instance_modify_metadata(id, &ctx.read_scope()?, |all| {
+            all.extend(body.metadata);
+            check_items(&state, all)?;
+            Ok::<_, ApiError>(all.clone())
+        })
         .await?;
     Ok(Json(json!({"metadata": all})))
 }
@@ -153,13 +161,15 @@ pub async fn server_metadata_set(
             "Request body key '{k}' does not match the URL key '{key}'."
         )));
     }
-    let inst = load(&state, &ctx, &id).await?;
-    let mut all = inst.metadata.clone();
-    all.insert(k.clone(), v.clone());
-    check_items(&state, &all)?;
+    let id = server_id(&id)?;
+    let item = BTreeMap::from([(k.clone(), v.clone())]);
+    check_items(&state, &item)?;
     state
         .store()
-        .instance_set_metadata(inst.id, &ctx.read_scope()?, &all)
+        .instance_modify_metadata(id, &ctx.read_scope()?, |all| {
+            all.extend(item);
+            check_items(&state, all)
+        })
         .await?;
     Ok(Json(json!({"meta": {k: v}})))
 }
@@ -174,16 +184,22 @@ pub async fn server_metadata_delete(
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::ServerWrite)?;
-    let inst = load(&state, &ctx, &id).await?;
-    let mut all = inst.metadata.clone();
-    if all.remove(&key).is_none() {
-        return Err(Error::not_found(ResourceKind::ServerMetadata, &key).into());
-    }
+    let id = server_id(&id)?;
     state
         .store()
-        .instance_set_metadata(inst.id, &ctx.read_scope()?, &all)
+        .instance_modify_metadata(id, &ctx.read_scope()?, |all| match all.remove(&key) {
+            Some(_) => Ok(()),
+            None => Err(Error::not_found(ResourceKind::ServerMetadata, &key)),
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most tags a server may have, as Nova.
+const MAX_TAGS: usize = 50;
+
+fn too_many_tags() -> ApiError {
+    ApiError::bad_request(format!("A server may have at most {MAX_TAGS} tags."))
 }
 
 fn check_tag(tag: &str) -> Result<(), ApiError> {
@@ -228,8 +244,8 @@ pub async fn server_tags_replace(
             tags.push(t);
         }
     }
-    if tags.len() > 50 {
-        return Err(ApiError::bad_request("A server may have at most 50 tags."));
+    if tags.len() > MAX_TAGS {
+        return Err(too_many_tags());
     }
     state
         .store()
@@ -285,20 +301,21 @@ pub async fn server_tag_add(
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::ServerWrite)?;
     check_tag(&tag)?;
-    let inst = load(&state, &ctx, &id).await?;
-    if inst.tags.contains(&tag) {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    if inst.tags.len() >= 50 {
-        return Err(ApiError::bad_request("A server may have at most 50 tags."));
-    }
-    let mut tags = inst.tags.clone();
-    tags.push(tag);
-    state
+    let id = server_id(&id)?;
+    let status = state
         .store()
-        .instance_set_tags(inst.id, &ctx.read_scope()?, &tags)
+        .instance_modify_tags(id, &ctx.read_scope()?, |tags| {
+            if tags.contains(&tag) {
+                return Ok(StatusCode::NO_CONTENT);
+            }
+            if tags.len() >= MAX_TAGS {
+                return Err(too_many_tags());
+            }
+            tags.push(tag);
+            Ok(StatusCode::CREATED)
+        })
         .await?;
-    Ok(StatusCode::CREATED)
+    Ok(status)
 }
 
 /// Removes a tag.
@@ -311,14 +328,16 @@ pub async fn server_tag_delete(
     Path((id, tag)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     ctx.authorize(Action::ServerWrite)?;
-    let inst = load(&state, &ctx, &id).await?;
-    if !inst.tags.contains(&tag) {
-        return Err(Error::not_found(ResourceKind::ServerTag, &tag).into());
-    }
-    let tags: Vec<String> = inst.tags.iter().filter(|t| **t != tag).cloned().collect();
+    let id = server_id(&id)?;
     state
         .store()
-        .instance_set_tags(inst.id, &ctx.read_scope()?, &tags)
+        .instance_modify_tags(id, &ctx.read_scope()?, |tags| {
+            if !tags.contains(&tag) {
+                return Err(Error::not_found(ResourceKind::ServerTag, &tag));
+            }
+            tags.retain(|t| *t != tag);
+            Ok(())
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,7 +21,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use cloud_model::image::Image;
-use cloud_store::Scope;
 use serde_json::{Map, Value};
 
 /// The media type of the RFC 6902 dialect.
@@ -303,18 +302,23 @@ pub async fn image_update(
     ensure_owner(&ctx, &image)?;
     let dialect = dialect(&headers)?;
     let changes = parse(dialect, &body)?;
-    let mut updated = image.clone();
-    for change in &changes {
-        apply(dialect, &mut updated, change)?;
-    }
-    fields::check_property_count(&updated)?;
-    check_visibility_change(&ctx, Some(&image.visibility), &updated)?;
-    if updated == image {
-        return Ok(Json(views::image(&image)));
-    }
-    state.store().image_update(&updated).await?;
-    let fresh = state.store().image_get(image.id, &Scope::All).await?;
-    Ok(Json(views::image(&fresh)))
+    // The operations apply to the record as it is when the write happens
+    // (read under its row lock), not to the copy loaded above, so that
+    // concurrent patches of different members all land.
+    let stored = state
+        .store()
+        .image_modify(image.id, &ctx.read_scope()?, |current| {
+            ensure_owner(&ctx, current)?;
+            let mut updated = current.clone();
+            for change in &changes {
+                apply(dialect, &mut updated, change)?;
+            }
+            fields::check_property_count(&updated)?;
+            check_visibility_change(&ctx, Some(&current.visibility), &updated)?;
+            Ok::<_, ApiError>((updated != *current).then_some(updated))
+        })
+        .await?;
+    Ok(Json(views::image(&stored)))
 }
 
 #[cfg(test)]
