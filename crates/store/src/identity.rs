@@ -68,6 +68,30 @@ fn role_from(r: &AnyRow) -> Result<Role, Error> {
     })
 }
 
+/// Replaces a user's password hash and revokes its tokens (a new
+/// password ends every session opened with the old one), inside `tx`.
+async fn set_password(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &UserId,
+    password_hash: &str,
+) -> Result<(), Error> {
+    let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(password_hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if r.rows_affected() == 0 {
+        return Err(Error::not_found(ResourceKind::User, id));
+    }
+    sqlx::query("UPDATE tokens SET revoked = 1 WHERE user_id = $1")
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 impl Store {
     /// Creates the default domain (`default` / `Default`) if missing.
     pub async fn domain_ensure_default(&self) -> Result<Domain, Error> {
@@ -328,8 +352,12 @@ impl Store {
             .collect()
     }
 
-    /// Writes a user's name, e-mail, enabled flag and default project.
-    pub async fn user_update(&self, u: &User) -> Result<User, Error> {
+    /// Writes a user's name, e-mail, enabled flag and default project and,
+    /// with `password_hash`, its password (revoking its tokens), in one
+    /// transaction: a refused update (a taken name, a missing default
+    /// project) changes none of them.
+    pub async fn user_update(&self, u: &User, password_hash: Option<&str>) -> Result<User, Error> {
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE users SET name = $2, email = $3, enabled = $4, default_project_id = $5 \
              WHERE id = $1",
@@ -339,7 +367,7 @@ impl Store {
         .bind(u.email.clone())
         .bind(flag(u.enabled))
         .bind(u.default_project_id.as_ref().map(|p| p.as_str().to_owned()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -353,26 +381,17 @@ impl Store {
         if r.rows_affected() == 0 {
             return Err(Error::not_found(ResourceKind::User, &u.id));
         }
+        if let Some(hash) = password_hash {
+            set_password(&mut tx, &u.id, hash).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
         self.user_get(&u.id).await
     }
 
     /// Replaces a user's password hash and revokes its tokens.
     pub async fn user_set_password(&self, id: &UserId, password_hash: &str) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if r.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::User, id));
-        }
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE user_id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        set_password(&mut tx, id, password_hash).await?;
         tx.commit().await.map_err(db_error)
     }
 

@@ -52,6 +52,18 @@ fn check_password(p: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A default project named in a request: it must exist (a 400 naming the
+/// field, not a foreign-key error from the store).
+async fn existing_project(state: &AppState, id: String) -> ApiResult<ProjectId> {
+    let p = ProjectId::from_string(id);
+    state.store().project_get(&p).await.map_err(|_| {
+        ApiError::bad_request(format!(
+            "Invalid input for field 'user.default_project_id': project {p} does not exist."
+        ))
+    })?;
+    Ok(p)
+}
+
 /// Lists users (admin; filters: `name`, `domain_id`).
 #[utoipa::path(get, path = "/v3/users", tag = "identity",
     responses((status = 200, description = "Users")))]
@@ -95,15 +107,7 @@ pub async fn user_create(
     check_password(&password)?;
     let domain_id = DomainId::from_string(f.domain_id.unwrap_or_else(|| "default".to_owned()));
     let default_project_id = match f.default_project_id {
-        Some(p) => {
-            let p = ProjectId::from_string(p);
-            state.store().project_get(&p).await.map_err(|_| {
-                ApiError::bad_request(format!(
-                    "Invalid input for field 'user.default_project_id': project {p} does not exist."
-                ))
-            })?;
-            Some(p)
-        }
+        Some(p) => Some(existing_project(&state, p).await?),
         None => None,
     };
     let user = state
@@ -142,10 +146,13 @@ pub async fn user_show(
 }
 
 /// Updates a user (admin): name, e-mail, enabled, password (which revokes
-/// the user's tokens), default project.
+/// the user's tokens), default project. All or nothing: every field is
+/// checked (and the password hashed) before anything is written, and the
+/// store writes them in one transaction, so a refused update changes none.
 #[utoipa::path(patch, path = "/v3/users/{user_id}", tag = "identity",
     params(("user_id" = String, Path, description = "User id")),
-    responses((status = 200, description = "Updated"), (status = 404, description = "Not found")))]
+    responses((status = 200, description = "Updated"), (status = 400, description = "A field is invalid: nothing changed"),
+        (status = 404, description = "Not found"), (status = 409, description = "The name is taken: nothing changed")))]
 pub async fn user_update(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -157,8 +164,21 @@ pub async fn user_update(
     let id = UserId::from_string(id);
     let mut u = state.store().user_get(&id).await?;
     let f = req.user;
+    if let Some(name) = &f.name {
+        check_name("user.name", name)?;
+    }
+    if let Some(p) = &f.password {
+        check_password(p)?;
+    }
+    let default_project_id = match f.default_project_id {
+        Some(p) => Some(existing_project(&state, p).await?),
+        None => None,
+    };
+    let password_hash = match f.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
     if let Some(name) = f.name {
-        check_name("user.name", &name)?;
         u.name = name;
     }
     if let Some(e) = f.email {
@@ -167,17 +187,13 @@ pub async fn user_update(
     if let Some(e) = f.enabled {
         u.enabled = e;
     }
-    if let Some(p) = f.default_project_id {
-        u.default_project_id = Some(ProjectId::from_string(p));
+    if default_project_id.is_some() {
+        u.default_project_id = default_project_id;
     }
-    let u = state.store().user_update(&u).await?;
-    if let Some(p) = f.password {
-        check_password(&p)?;
-        state
-            .store()
-            .user_set_password(&id, &hash_password(p).await?)
-            .await?;
-    }
+    let u = state
+        .store()
+        .user_update(&u, password_hash.as_deref())
+        .await?;
     Ok(Json(json!({"user": views::user(&u, &base)})))
 }
 
