@@ -19,6 +19,16 @@ pub async fn connect(cfg: &BusConfig) -> anyhow::Result<Arc<dyn Bus>> {
             .unwrap_or_else(|| "cloud".into()),
         crate::hostname()
     );
-    let bus = AmqpBus::connect(amqp).await?;
-    Ok(Arc::new(bus))
+    let bus: Arc<dyn Bus> = Arc::new(AmqpBus::connect(amqp).await?);
+    Ok(traced(bus))
+}
+
+/// `bus`, wrapped so that what it sends carries the sending span's trace
+/// context when this process exports spans (as is when it does not).
+pub fn traced(bus: Arc<dyn Bus>) -> Arc<dyn Bus> {
+    if crate::telemetry::exporting() {
+        Arc::new(crate::traced_bus::TracedBus::new(bus))
+    } else {
+        bus
+    }
 }

@@ -4,8 +4,11 @@
 pub mod bus;
 pub mod config;
 pub mod metrics;
+mod otlp;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
+pub mod traced_bus;
 pub mod worker;
 
 pub use config::{LoadError, load_config, parse_config};
