@@ -22,6 +22,7 @@ pub mod server_create;
 pub mod server_groups;
 pub mod server_info;
 pub mod server_metadata;
+pub mod server_quota;
 pub mod server_security_groups;
 pub mod server_views;
 pub mod servers;

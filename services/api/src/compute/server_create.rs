@@ -3,6 +3,7 @@
 //! the conductors.
 
 use crate::auth::{Action, Ctx};
+use crate::compute::server_quota::{PerServer, servers_that_fit};
 use crate::compute::server_security_groups::find_security_group;
 use crate::compute::server_views::links;
 use crate::error::{ApiError, ApiResult, FaultKind};
@@ -31,6 +32,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Largest user data accepted (base64 text), as Nova.
 pub const MAX_USER_DATA: usize = 65535;
+
+/// How many times a create whose quota room was taken by concurrent
+/// creates (between reading the use and recording the batch) works out
+/// its count again before giving up with the quota fault.
+const QUOTA_RACE_RETRIES: u32 = 3;
 
 /// Body of `POST /servers`.
 #[derive(Debug, Deserialize)]
@@ -500,13 +506,22 @@ pub async fn server_create(
             })
             .collect()
     };
-    // Nova creates as many as the quota allows between min and max.
-    let mut count = max_count;
+    // Nova creates as many as the quota allows between min and max: how
+    // many that is comes from the project's use before one server is
+    // built. The store checks again atomically; if concurrent creates took
+    // the room meanwhile, the count is worked out again (a few times).
+    let each = PerServer {
+        cores: flavor.vcpus,
+        ram: flavor.ram_mb,
+    };
+    let mut attempts = 0;
     let batch = loop {
+        let used = store.compute_usage(&project).await?;
+        let count = servers_that_fit(&limits, &used, each, min_count, max_count)?;
         let batch = make(count);
         match store.instances_create(&batch, &request_id, &limits).await {
             Ok(()) => break batch,
-            Err(Error::QuotaExceeded { .. }) if count > min_count => count -= 1,
+            Err(Error::QuotaExceeded { .. }) if attempts < QUOTA_RACE_RETRIES => attempts += 1,
             Err(e) => return Err(e.into()),
         }
     };
