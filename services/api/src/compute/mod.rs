@@ -19,6 +19,7 @@ pub mod params;
 pub mod quotas;
 pub mod server_actions;
 pub mod server_create;
+pub mod server_create_schema;
 pub mod server_groups;
 pub mod server_info;
 pub mod server_metadata;

@@ -3,6 +3,7 @@
 //! the conductors.
 
 use crate::auth::{Action, Ctx};
+use crate::compute::server_create_schema;
 use crate::compute::server_quota::{PerServer, servers_that_fit};
 use crate::compute::server_security_groups::find_security_group;
 use crate::compute::server_views::links;
@@ -38,8 +39,10 @@ pub const MAX_USER_DATA: usize = 65535;
 /// its count again before giving up with the quota fault.
 const QUOTA_RACE_RETRIES: u32 = 3;
 
-/// Body of `POST /servers`.
+/// Body of `POST /servers`: Nova 2.1's schema, unknown fields refused
+/// (`additionalProperties: false`) rather than ignored.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateServerRequest {
     server: CreateServer,
     #[serde(default, rename = "os:scheduler_hints")]
@@ -76,13 +79,14 @@ impl Count {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "Value")]
 enum Networks {
     Word(String),
     List(Vec<NetworkRequest>),
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NetworkRequest {
     #[serde(default)]
     uuid: Option<String>,
@@ -93,11 +97,13 @@ struct NetworkRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SecurityGroupRef {
     name: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateServer {
     #[serde(default)]
     name: Option<String>,
@@ -135,6 +141,29 @@ struct CreateServer {
     block_device_mapping_v2: Option<Vec<Value>>,
     #[serde(default)]
     config_drive: Option<Value>,
+    /// Volume mappings (the legacy form): only an empty list is served.
+    #[serde(default)]
+    block_device_mapping: Option<Vec<Value>>,
+    /// Files to inject: only an empty list is served.
+    #[serde(default)]
+    personality: Option<Vec<Value>>,
+}
+
+impl TryFrom<Value> for Networks {
+    type Error = String;
+
+    /// `"auto"`/`"none"` or a list of requests; a request's own error
+    /// (an unknown field, say) is kept rather than an untagged enum's
+    /// "did not match any variant".
+    fn try_from(v: Value) -> Result<Self, String> {
+        match v {
+            Value::String(w) => Ok(Networks::Word(w)),
+            Value::Array(_) => serde_json::from_value(v)
+                .map(Networks::List)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("{other} is not a list, 'auto' or 'none'")),
+        }
+    }
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
@@ -198,8 +227,13 @@ pub async fn server_create(
     }
 
     // Boot source: an image (OSC adds an image->local BDM for it).
+    server_create_schema::check_unserved(
+        s.block_device_mapping.as_deref(),
+        s.personality.as_deref(),
+    )?;
     if let Some(bdms) = &s.block_device_mapping_v2 {
         for b in bdms {
+            server_create_schema::check_bdm_v2_fields(b)?;
             let image_local = b.get("source_type").and_then(Value::as_str) == Some("image")
                 && b.get("destination_type")
                     .and_then(Value::as_str)
