@@ -19,7 +19,7 @@ mod envelope;
 mod inproc;
 mod stats;
 
-pub use amqp::{AmqpBus, AmqpConfig};
+pub use amqp::{AmqpBus, AmqpConfig, QueueType, TlsFiles};
 pub use envelope::Envelope;
 pub use inproc::InProcBus;
 pub use stats::{BusStats, stats};

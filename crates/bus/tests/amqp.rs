@@ -4,7 +4,7 @@
 
 mod common;
 
-use cloud_bus::{AmqpBus, AmqpConfig, Bus, BusError};
+use cloud_bus::{AmqpBus, AmqpConfig, Bus, BusError, QueueType};
 use common::{Backend, Fixture, amqp_url, assert_quiet, msg, next_within, num, serve};
 use std::collections::HashSet;
 use std::process::Command;
@@ -74,7 +74,7 @@ async fn casts_are_persistent_and_described_by_their_properties() {
     env.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
     bus.cast(&q, env.clone()).await.unwrap();
 
-    let conn = lapin::Connection::connect(&f.config.url, Default::default())
+    let conn = lapin::Connection::connect(&f.config.urls[0], Default::default())
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -221,6 +221,105 @@ fn rabbitmqctl(args: &[&str]) -> String {
     run_rabbitmqctl(args).unwrap_or_else(|e| panic!("rabbitmqctl failed: {e}"))
 }
 
+/// With `queue_type = quorum`, work queues and the reply queue are quorum
+/// queues on the broker (replicated over a cluster's nodes), durable as
+/// the broker requires, and casts and calls work through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queue_type_declares_quorum_work_and_reply_queues() {
+    let mut f = Fixture::new(Backend::Amqp);
+    f.config.queue_type = QueueType::Quorum;
+    let bus = f.amqp().await;
+    let work = f.queue("work");
+    let rpc = f.queue("rpc");
+    let mut c = bus.consume(&work).await.unwrap();
+    bus.cast(&work, msg(1)).await.unwrap();
+    next_within(&mut c, 10).await.ack().await.unwrap();
+    let server = serve(bus.consume(&rpc).await.unwrap(), |_| 0);
+    let reply = bus.call(&rpc, msg(2), Duration::from_secs(10)).await;
+    assert_eq!(num(&reply.expect("reply through a quorum reply queue")), 2);
+
+    let listing = rabbitmqctl(&["list_queues", "-q", "name", "type", "durable"]);
+    let ours: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| {
+            cols.first()
+                .is_some_and(|n| n.starts_with(&f.config.prefix))
+        })
+        .collect();
+    for suffix in [".work", ".rpc", ".reply."] {
+        let row = ours
+            .iter()
+            .find(|cols| cols[0].contains(suffix))
+            .unwrap_or_else(|| panic!("no queue *{suffix}* in {ours:?}"));
+        assert_eq!(row[1..], ["quorum", "true"], "queue {}", row[0]);
+    }
+    server.abort();
+    drop(c);
+    bus.close().await;
+    f.teardown().await;
+}
+
+/// Publisher confirms: a cast the broker refuses (nack: its queue is full
+/// under a `reject-publish` policy) is not reported as sent. It is retried
+/// while the publish timeout lasts, then reported as an error; a cast that
+/// is still retrying when room appears gets through and is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cast_the_broker_refuses_is_retried_then_reported_never_dropped() {
+    let vhost = Vhost::create();
+    rabbitmqctl(&[
+        "set_policy",
+        "-p",
+        &vhost.name,
+        "--apply-to",
+        "queues",
+        "one-at-a-time",
+        r"\.full$",
+        r#"{"max-length":1,"overflow":"reject-publish"}"#,
+    ]);
+    let mut f = Fixture::with_url(Backend::Amqp, &vhost.url());
+    let q = f.queue("full");
+    f.config.publish_timeout = Duration::from_secs(2);
+    let impatient = f.amqp().await;
+    impatient.cast(&q, msg(1)).await.expect("room for one");
+    let started = Instant::now();
+    match impatient.cast(&q, msg(2)).await {
+        Err(BusError::Unavailable(m)) => assert!(m.contains("refused"), "{m}"),
+        other => panic!("a refused cast must fail, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2), "retried first");
+
+    f.config.publish_timeout = Duration::from_secs(30);
+    let patient = f.amqp().await;
+    let pending = tokio::spawn({
+        let (patient, q) = (patient.clone(), q.clone());
+        async move { patient.cast(&q, msg(3)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!pending.is_finished(), "returned before the broker took it");
+    let mut c = patient.consume(&q).await.unwrap();
+    let d = next_within(&mut c, 10).await;
+    assert_eq!(num(&d.envelope), 1);
+    d.ack().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(15), pending)
+        .await
+        .expect("the retried cast gets through once there is room")
+        .unwrap()
+        .expect("cast 3");
+    let d = next_within(&mut c, 10).await;
+    assert_eq!(
+        num(&d.envelope),
+        3,
+        "the refused cast 2 was reported, not queued"
+    );
+    d.ack().await.unwrap();
+    assert_quiet(&mut c, 300).await;
+    drop(c);
+    impatient.close().await;
+    patient.close().await;
+    f.teardown().await;
+}
+
 async fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
@@ -339,9 +438,11 @@ async fn a_reply_sent_while_the_caller_reconnects_is_not_lost() {
     // slow: cutting the caller off takes a few seconds).
     let server = serve(server_bus.consume(&rpc).await.unwrap(), |_| 6000);
     let mut config = f.config.clone();
-    config.url = vhost
-        .url()
-        .replace("guest:guest", &format!("{user}:secret"));
+    config.urls = vec![
+        vhost
+            .url()
+            .replace("guest:guest", &format!("{user}:secret")),
+    ];
     config.connection_name = "cloud-bus-test-caller".to_owned();
     let caller = AmqpBus::connect(config).await.unwrap();
 

@@ -1,5 +1,6 @@
 //! The bus contract: every case runs against the in-process bus
-//! (`inproc::<case>`) and against RabbitMQ (`amqp::<case>`), so the
+//! (`inproc::<case>`), against RabbitMQ with classic queues
+//! (`amqp::<case>`) and with quorum queues (`amqp_quorum::<case>`), so the
 //! all-in-one binary and a multi-node cloud behave alike.
 
 mod common;
@@ -10,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Generates `inproc::<case>` and `amqp::<case>` for each case.
+/// Generates `inproc::<case>`, `amqp::<case>` and `amqp_quorum::<case>`
+/// for each case.
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod inproc {
@@ -28,6 +30,17 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let f = super::Fixture::new(super::Backend::Amqp);
+                    super::$case(&f).await;
+                    f.teardown().await;
+                }
+            )*
+        }
+        mod amqp_quorum {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let mut f = super::Fixture::new(super::Backend::Amqp);
+                    f.config.queue_type = cloud_bus::QueueType::Quorum;
                     super::$case(&f).await;
                     f.teardown().await;
                 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 /// Connects to RabbitMQ as `[bus]` says. Fails if the broker cannot be
 /// reached now; once connected, the bus reconnects by itself.
 pub async fn connect(cfg: &BusConfig) -> anyhow::Result<Arc<dyn Bus>> {
-    let url = cfg
-        .url()
-        .ok_or_else(|| anyhow::anyhow!("no AMQP URL: set [bus] amqp_url or CLOUD_AMQP_URL"))?;
-    let mut amqp = AmqpConfig::new(url, cfg.prefix.clone());
+    if cfg.url().is_none() {
+        anyhow::bail!("no AMQP URL: set [bus] amqp_url or CLOUD_AMQP_URL");
+    }
+    let mut amqp = AmqpConfig::new("", cfg.prefix.clone());
+    amqp.urls = cfg.urls();
+    amqp.queue_type = cfg.queue_type;
     amqp.connection_name = format!(
         "{}@{}",
         std::env::args()

@@ -67,9 +67,19 @@ pub struct BusConfig {
     /// it, so the password need not be written in the file.
     #[serde(default)]
     pub amqp_url: Option<String>,
+    /// The other nodes of a RabbitMQ cluster: when the connection to one
+    /// node is lost, the bus reconnects to the next one, so a node going
+    /// down only moves its clients. Empty for a single broker.
+    #[serde(default)]
+    pub amqp_cluster_urls: Vec<String>,
     /// Prefix of every queue and exchange (several clouds may share a broker).
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// `"classic"` (the default, right for a single broker) or `"quorum"`
+    /// (replicated queues for a cluster of three or more nodes). Every
+    /// service of one cloud must use the same value.
+    #[serde(default)]
+    pub queue_type: cloud_bus::QueueType,
 }
 
 fn default_prefix() -> String {
@@ -82,6 +92,15 @@ impl BusConfig {
         std::env::var("CLOUD_AMQP_URL")
             .ok()
             .or_else(|| self.amqp_url.clone())
+    }
+
+    /// Every broker URL: [`BusConfig::url`] first, then the cluster's other
+    /// nodes. Empty when no URL is configured.
+    pub fn urls(&self) -> Vec<String> {
+        self.url()
+            .into_iter()
+            .chain(self.amqp_cluster_urls.iter().cloned())
+            .collect()
     }
 }
 

@@ -14,8 +14,8 @@
 //! lapin's own experimental auto-recovery is not used: recovering ourselves
 //! keeps every step visible and testable.
 
-use super::Shared;
-use super::wire::short;
+use super::wire::{queue_arguments, redact, short};
+use super::{QueueType, Shared};
 use crate::{BusError, Envelope};
 use futures::StreamExt;
 use lapin::options::{
@@ -25,6 +25,7 @@ use lapin::options::{
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -57,6 +58,8 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 pub(crate) struct Link {
     /// Counts links over the bus's life, for logs.
     pub(crate) generation: u64,
+    /// Which of the configured broker URLs this link is connected to.
+    url_index: usize,
     pub(crate) conn: Connection,
     /// The publishing channel (confirm mode) and the names declared through
     /// it; both are replaced together when the broker closes the channel.
@@ -103,27 +106,10 @@ impl Link {
     /// Connects and sets up the publishing channel, the work exchange and
     /// the reply queue with its consumer.
     pub(crate) async fn open(shared: &Arc<Shared>, generation: u64) -> Result<Link, BusError> {
-        let unavailable = |what: &str, e: lapin::Error| {
-            BusError::Unavailable(format!(
-                "{what} ({}): {e}",
-                super::wire::redact(&shared.config.url)
-            ))
-        };
-        let props = ConnectionProperties::default()
-            .with_connection_name(shared.config.connection_name.clone().into());
-        let conn = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect(&shared.config.url, props),
-        )
-        .await
-        .map_err(|_| {
-            BusError::Unavailable(format!(
-                "connecting to {} timed out",
-                super::wire::redact(&shared.config.url)
-            ))
-        })?
-        .map_err(|e| unavailable("connecting to", e))?;
-
+        let (conn, url_index) = connect(shared).await?;
+        let url = redact(&shared.config.urls[url_index]);
+        let unavailable =
+            |what: &str, e: lapin::Error| BusError::Unavailable(format!("{what} ({url}): {e}"));
         let publisher = open_publisher(&conn)
             .await
             .map_err(|e| unavailable("opening a channel on", e))?;
@@ -150,11 +136,17 @@ impl Link {
         // call that the other side answered. The queue outlives a lost
         // connection by REPLY_QUEUE_EXPIRES, keeping such replies for the
         // next link, and the broker removes it once nobody uses it.
+        // A quorum reply queue must be durable (the broker refuses anything
+        // else); it still goes away by itself through `x-expires`.
+        let queue_type = shared.config.queue_type;
         reply_channel
             .queue_declare(
                 reply_queue.clone(),
-                QueueDeclareOptions::default(),
-                super::wire::queue_arguments(Some(REPLY_QUEUE_EXPIRES)),
+                QueueDeclareOptions {
+                    durable: queue_type == QueueType::Quorum,
+                    ..Default::default()
+                },
+                queue_arguments(Some(REPLY_QUEUE_EXPIRES), queue_type),
             )
             .await
             .map_err(|e| unavailable("declaring the reply queue on", e))?;
@@ -174,6 +166,7 @@ impl Link {
 
         Ok(Link {
             generation,
+            url_index,
             conn,
             publisher: tokio::sync::Mutex::new(Publisher {
                 channel: Some(publisher),
@@ -238,14 +231,53 @@ impl Link {
     }
 }
 
+/// How long opening a link may take: connecting plus declaring its
+/// topology, plus a connection attempt for each further broker URL.
+fn open_timeout(shared: &Shared) -> Duration {
+    let others = u32::try_from(shared.config.urls.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    SETUP_TIMEOUT.saturating_add(CONNECT_TIMEOUT.saturating_mul(others))
+}
+
+/// Connects to the first configured broker that accepts, starting with
+/// `shared.next_url` and going round the list once. Returns the
+/// connection and the index of its URL.
+async fn connect(shared: &Shared) -> Result<(Connection, usize), BusError> {
+    let urls = &shared.config.urls;
+    let start = shared.next_url.load(Ordering::Relaxed) % urls.len().max(1);
+    let mut errors = Vec::new();
+    for i in 0..urls.len() {
+        let index = (start + i) % urls.len();
+        let url = &urls[index];
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect_to(shared, url)).await {
+            Ok(Ok(conn)) => return Ok((conn, index)),
+            Ok(Err(e)) => errors.push(format!("{}: {e}", redact(url))),
+            Err(_) => errors.push(format!("{}: timed out", redact(url))),
+        }
+    }
+    Err(BusError::Unavailable(format!(
+        "connecting to the message broker failed: {}",
+        errors.join("; ")
+    )))
+}
+
+/// One connection attempt to `url`.
+async fn connect_to(shared: &Shared, url: &str) -> Result<Connection, String> {
+    let props = ConnectionProperties::default()
+        .with_connection_name(shared.config.connection_name.clone().into());
+    Connection::connect(url, props)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn open_publisher(conn: &Connection) -> Result<Channel, lapin::Error> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
 }
 
-/// Declares work queue `queue` (broker name `full`) durable and binds it to
-/// the work exchange under its logical name.
+/// Declares work queue `queue` (broker name `full`) durable, of the
+/// configured type, and binds it to the work exchange under its logical
+/// name.
 pub(crate) async fn declare_work_queue(
     shared: &Shared,
     channel: &Channel,
@@ -259,7 +291,7 @@ pub(crate) async fn declare_work_queue(
                 durable: true,
                 ..Default::default()
             },
-            super::wire::queue_arguments(shared.config.queue_expires),
+            queue_arguments(shared.config.queue_expires, shared.config.queue_type),
         )
         .await?;
     channel
@@ -331,7 +363,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, first: Link) {
             None => {
                 generation += 1;
                 let opened = tokio::select! {
-                    r = tokio::time::timeout(SETUP_TIMEOUT, Link::open(&shared, generation)) => {
+                    r = tokio::time::timeout(open_timeout(&shared), Link::open(&shared, generation)) => {
                         r.unwrap_or_else(|_| Err(BusError::Unavailable("connection setup timed out".into())))
                     }
                     _ = shared.shutdown.cancelled() => return,
@@ -360,7 +392,9 @@ pub(crate) async fn supervise(shared: Arc<Shared>, first: Link) {
         shared.link.send_replace(Some(link.clone()));
         tokio::select! {
             _ = link.lost() => {
-                tracing::warn!(generation = link.generation, "bus: connection to the broker lost, reconnecting");
+                tracing::warn!(generation = link.generation, broker = %redact(&shared.config.urls[link.url_index]), "bus: connection to the broker lost, reconnecting");
+                // That node may be down: try the others first.
+                shared.next_url.store(link.url_index + 1, Ordering::Relaxed);
                 down_since = Some(Instant::now());
                 shared.link.send_replace(None);
             }

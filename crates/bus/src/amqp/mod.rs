@@ -2,97 +2,47 @@
 //!
 //! Layout on the broker, every name starting with the configured prefix:
 //! * `<prefix>.work`: a durable topic exchange; work queue `q` is the
-//!   durable queue `<prefix>.q` bound to it under routing key `q`. Casts are
-//!   persistent and published with confirms; consumers ack manually after
-//!   handling, with a prefetch limit so that competing consumers share work.
+//!   durable queue `<prefix>.q` bound to it under routing key `q`, classic
+//!   or quorum as [`AmqpConfig::queue_type`] says. Casts are persistent and
+//!   published with confirms: `cast` returns only once the broker confirmed
+//!   (for a quorum queue: once a majority of its replicas has it); a nack,
+//!   an unroutable return or a connection lost before the confirm is
+//!   retried until [`AmqpConfig::publish_timeout`], then reported. Consumers
+//!   ack manually after handling, with a prefetch limit so that competing
+//!   consumers share work.
 //! * `<prefix>.reply.<uuid>`: this bus's reply queue; calls carry it as
 //!   `reply_to` with a `correlation_id`. It survives a lost connection for
 //!   a while (`x-expires`), so replies sent during a reconnection wait for
-//!   the caller instead of being dropped.
+//!   the caller instead of being dropped. It is not exclusive, so it can be
+//!   a quorum queue too, and then also survives the loss of its node.
 //! * `<prefix>.fanout.<topic>`: a fanout exchange per broadcast topic; each
 //!   subscriber binds its own exclusive auto-delete queue (re-created on
 //!   reconnection: broadcasts sent while a subscriber reconnects are lost,
 //!   which suits notifications).
 //!
 //! Reconnection is ours (see `link.rs`): a supervisor task re-establishes
-//! the connection with backoff, publishers wait for it (bounded by
+//! the connection with backoff, trying the configured broker URLs in turn, publishers wait for it (bounded by
 //! [`AmqpConfig::publish_timeout`]) and consumer tasks re-open their
 //! consumers on it, feeding the same [`Consumer`] (see `consumer.rs`).
 
+mod config;
 mod consumer;
 mod link;
 mod wire;
+
+pub use config::{AmqpConfig, QueueType, TlsFiles};
 
 use crate::{Bus, BusError, Consumer, Envelope};
 use async_trait::async_trait;
 use link::{Link, PublishChannel};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wire::{Kind, Names};
-
-/// How to reach the broker and how to name things on it.
-#[derive(Clone)]
-pub struct AmqpConfig {
-    /// AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
-    pub url: String,
-    /// Prefix of every queue and exchange, so that several clouds or test
-    /// runs can share one broker (`cloud` gives `cloud.conductor`).
-    pub prefix: String,
-    /// Unacknowledged deliveries a consumer may hold at once: bounds the
-    /// work one replica takes ahead of the others.
-    pub prefetch: u16,
-    /// How long `cast` (and a reply) keeps retrying while the broker is
-    /// unreachable before giving up with [`BusError::Unavailable`].
-    pub publish_timeout: Duration,
-    /// If set, work queues are deleted by the broker after being unused
-    /// this long (`x-expires`). For tests, so nothing is left behind; never
-    /// in production, where a queue must keep its messages while its
-    /// consumer is down. Every user of a queue must agree on this value.
-    pub queue_expires: Option<Duration>,
-    /// The connection name shown by `rabbitmqctl list_connections`.
-    pub connection_name: String,
-}
-
-impl AmqpConfig {
-    /// A configuration with defaults for everything but the URL and prefix.
-    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> AmqpConfig {
-        AmqpConfig {
-            url: url.into(),
-            prefix: prefix.into(),
-            ..AmqpConfig::default()
-        }
-    }
-}
-
-impl Default for AmqpConfig {
-    fn default() -> Self {
-        AmqpConfig {
-            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
-            prefix: "cloud".to_owned(),
-            prefetch: 16,
-            publish_timeout: Duration::from_secs(30),
-            queue_expires: None,
-            connection_name: "cloud".to_owned(),
-        }
-    }
-}
-
-impl std::fmt::Debug for AmqpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpConfig")
-            .field("url", &wire::redact(&self.url))
-            .field("prefix", &self.prefix)
-            .field("prefetch", &self.prefetch)
-            .field("publish_timeout", &self.publish_timeout)
-            .field("queue_expires", &self.queue_expires)
-            .field("connection_name", &self.connection_name)
-            .finish()
-    }
-}
 
 /// Calls waiting for their reply, by correlation id.
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Envelope>>>>;
@@ -106,6 +56,9 @@ struct Shared {
     link: watch::Sender<Option<Arc<Link>>>,
     pending: Pending,
     shutdown: CancellationToken,
+    /// Index in `config.urls` of the broker to try first when connecting:
+    /// the one after the broker whose connection was lost last.
+    next_url: AtomicUsize,
 }
 
 /// The AMQP bus. Clones share one connection; dropping the last clone (or
@@ -141,6 +94,9 @@ impl AmqpBus {
     /// Connects to the broker. Fails if the first connection cannot be
     /// made; after that, connection losses are repaired in the background.
     pub async fn connect(config: AmqpConfig) -> Result<AmqpBus, BusError> {
+        if config.urls.is_empty() {
+            return Err(BusError::Unavailable("no broker URL configured".into()));
+        }
         let names = Names::new(&config.prefix);
         let shared = Arc::new(Shared {
             reply_queue: names.reply_queue(),
@@ -149,6 +105,7 @@ impl AmqpBus {
             link: watch::Sender::new(None),
             pending: Pending::default(),
             shutdown: CancellationToken::new(),
+            next_url: AtomicUsize::new(0),
         });
         let first = Link::open(&shared, 0).await?;
         let supervisor = tokio::spawn(link::supervise(shared.clone(), first));
@@ -277,8 +234,17 @@ impl Shared {
         let props = wire::properties(msg, kind);
         let body = msg.to_bytes();
         let mut attempt = 0u32;
+        // The cause of the last failed attempt: what the caller is told
+        // when the deadline cuts the next attempt short.
+        let mut last_error: Option<String> = None;
         loop {
-            let link = self.wait_link(deadline).await?;
+            let link = match self.wait_link(deadline).await {
+                Ok(l) => l,
+                Err(BusError::Unavailable(e)) => {
+                    return Err(BusError::Unavailable(give_up(e, last_error.take())));
+                }
+                Err(e) => return Err(e),
+            };
             let once = self.publish_once(&link, &target, &body, props.clone());
             let error = match tokio::time::timeout_at(deadline, once).await {
                 Ok(Ok(())) => {
@@ -286,7 +252,10 @@ impl Shared {
                     return Ok(());
                 }
                 Ok(Err(e)) => e,
-                Err(_) => "no confirmation from the broker".to_owned(),
+                Err(_) => give_up(
+                    "no confirmation from the broker".to_owned(),
+                    last_error.take(),
+                ),
             };
             if Instant::now() >= deadline {
                 return Err(BusError::Unavailable(error));
@@ -294,6 +263,7 @@ impl Shared {
             let delay = link::backoff(attempt).min(deadline - Instant::now());
             attempt = attempt.saturating_add(1);
             tracing::debug!(%error, attempt, "bus: publish failed, retrying");
+            last_error = Some(error);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.shutdown.cancelled() => return Err(BusError::Closed),
@@ -372,6 +342,15 @@ impl Shared {
 
     fn publish_deadline(&self) -> Instant {
         Instant::now() + self.config.publish_timeout
+    }
+}
+
+/// The error of a publish that ran out of time: `now`, and the cause of
+/// the attempt before it, which is usually the real reason.
+fn give_up(now: String, last_error: Option<String>) -> String {
+    match last_error {
+        Some(last) => format!("{now} (previous attempt: {last})"),
+        None => now,
     }
 }
 

@@ -5,6 +5,7 @@
 //! repeat its metadata so that broker tools (management UI, tracing
 //! plugins, `rabbitmqadmin get`) show what a message is without decoding it.
 
+use super::QueueType;
 use crate::{BusError, Envelope};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -131,9 +132,17 @@ pub(crate) fn properties(msg: &Envelope, kind: Kind<'_>) -> BasicProperties {
     }
 }
 
-/// The arguments of a work queue: an idle expiry if configured.
-pub(crate) fn queue_arguments(expires: Option<std::time::Duration>) -> FieldTable {
+/// The arguments of a work or reply queue: its type (quorum queues are
+/// declared with `x-queue-type`, classic ones without it) and an idle
+/// expiry if configured.
+pub(crate) fn queue_arguments(
+    expires: Option<std::time::Duration>,
+    queue_type: QueueType,
+) -> FieldTable {
     let mut args = FieldTable::default();
+    if let Some(t) = queue_type.argument() {
+        args.insert("x-queue-type".into(), AMQPValue::LongString(t.into()));
+    }
     if let Some(e) = expires {
         let ms = i64::try_from(e.as_millis()).unwrap_or(i64::MAX).max(1);
         args.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
@@ -176,6 +185,21 @@ mod tests {
         assert!(matches!(n.queue(&"x".repeat(300)), Err(BusError::Codec(_))));
         assert!(matches!(n.queue(""), Err(BusError::Codec(_))));
         assert!(matches!(n.fanout(""), Err(BusError::Codec(_))));
+    }
+
+    #[test]
+    fn quorum_queues_say_so_and_classic_ones_say_nothing() {
+        let q = queue_arguments(None, QueueType::Quorum);
+        assert_eq!(
+            q.inner().get("x-queue-type"),
+            Some(&AMQPValue::LongString("quorum".into()))
+        );
+        let c = queue_arguments(Some(std::time::Duration::from_secs(5)), QueueType::Classic);
+        assert!(!c.inner().contains_key("x-queue-type"));
+        assert_eq!(
+            c.inner().get("x-expires"),
+            Some(&AMQPValue::LongLongInt(5000))
+        );
     }
 
     #[test]
