@@ -243,19 +243,6 @@ impl Store {
         self.project_get(&p.id).await
     }
 
-    /// Deletes a project and its role assignments and tokens.
-    pub async fn project_delete(&self, id: &ProjectId) -> Result<(), Error> {
-        let r = sqlx::query("DELETE FROM projects WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        if r.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::Project, id));
-        }
-        Ok(())
-    }
-
     /// Creates a user; a duplicate name in the domain is a conflict.
     pub async fn user_create(&self, new: &NewUser) -> Result<User, Error> {
         let user = User {

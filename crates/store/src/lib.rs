@@ -30,6 +30,7 @@ mod migrations;
 mod networks;
 mod placement;
 mod ports;
+mod project_delete;
 mod quotas;
 mod router_interfaces;
 mod routers;

@@ -170,10 +170,13 @@ pub async fn project_update(
     Ok(Json(json!({"project": views::project(&p, &base)})))
 }
 
-/// Deletes a project (admin).
+/// Deletes a project (admin), with its default security group and quota
+/// limits; refused (409, naming them) while it still owns resources, so
+/// nothing is orphaned (docs/adr/0008-project-deletion.md).
 #[utoipa::path(delete, path = "/v3/projects/{project_id}", tag = "identity",
     params(("project_id" = String, Path, description = "Project id")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found"),
+        (status = 409, description = "The project still owns resources (the message names them)")))]
 pub async fn project_delete(
     State(state): State<AppState>,
     ctx: Ctx,
