@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end scenarios in `tests/`.
 
+pub mod processes;
+
 use cloud_model::ImageId;
 use cloud_store::Store;
 

@@ -1,4 +1,5 @@
-//! Request ids: one per request, on the response and on every log line.
+//! Request ids: one per request, on the response and on every log line;
+//! the request's span is the root of its trace.
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -17,11 +18,21 @@ pub struct RequestId(pub String);
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
+    // A caller's W3C `traceparent` makes this request part of its trace
+    // when spans are exported (cloud_service_common::otlp).
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let span = tracing::info_span!(
         "request",
+        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        otel.kind = "server",
         request_id = %id,
         method = %req.method(),
         path = %req.uri().path(),
+        traceparent = traceparent.as_deref(),
     );
     let start = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
