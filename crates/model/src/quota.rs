@@ -20,6 +20,11 @@ pub const QUOTA_RESOURCES: &[&str] = &[
     "server_group_members",
 ];
 
+/// The default image storage per project: 100 GiB, room for a few dozen
+/// cloud images or a handful of large ones, while one project can no
+/// longer fill the image store alone.
+pub const DEFAULT_IMAGE_SIZE_TOTAL: i64 = 100 << 30;
+
 /// Default limits for a project without overrides. `-1` is unlimited.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +47,11 @@ pub struct QuotaDefaults {
     pub server_groups: i64,
     /// Members per server group.
     pub server_group_members: i64,
+    /// Bytes of image data per project (Glance's `image_size_total`,
+    /// enforced while an upload streams in). Not a Nova quota: it is not
+    /// in [`QUOTA_RESOURCES`]; a project's own limit is a `quota_limits`
+    /// row of this name.
+    pub image_size_total: i64,
 }
 
 impl Default for QuotaDefaults {
@@ -57,6 +67,7 @@ impl Default for QuotaDefaults {
             security_group_rules: 100,
             server_groups: 10,
             server_group_members: 10,
+            image_size_total: DEFAULT_IMAGE_SIZE_TOTAL,
         }
     }
 }
@@ -74,6 +85,7 @@ impl QuotaDefaults {
             "security_group_rules" => self.security_group_rules,
             "server_groups" => self.server_groups,
             "server_group_members" => self.server_group_members,
+            "image_size_total" => self.image_size_total,
             "floating_ips" | "fixed_ips" => -1,
             "injected_files" => 5,
             "injected_file_content_bytes" => 10240,

@@ -91,6 +91,58 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// The bytes of image data an owner stores, other than image `$2`'s.
+const USED_BYTES: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM images \
+     WHERE owner = $1 AND status = 'active' AND id <> $2";
+
+/// Refuses, inside `tx`, data of `size` bytes for image `id` if its
+/// owner's other images and it would go over `limit` bytes (-1: none).
+/// Uploads of one owner finishing at once are serialized (an advisory
+/// lock on PostgreSQL; SQLite has one writer), so two cannot both fit in
+/// the same room.
+async fn check_size_total(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: crate::db::Backend,
+    id: ImageId,
+    size: i64,
+    limit: i64,
+) -> Result<(), Error> {
+    if limit < 0 {
+        return Ok(());
+    }
+    let owner = sqlx::query("SELECT owner FROM images WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .map(|r| r.text("owner"))
+        .transpose()?
+        .ok_or_else(|| Error::not_found(ResourceKind::Image, id))?;
+    if backend == crate::db::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('image_size_total:' || $1))")
+            .bind(&owner)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    let used = sqlx::query(USED_BYTES)
+        .bind(&owner)
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .int("n")?;
+    if used.saturating_add(size) > limit {
+        return Err(Error::quota(format!(
+            "Image storage quota exceeded: {size} bytes of data for image {id} would take \
+             project {owner}'s images to {} bytes, over its image_size_total limit of {limit} \
+             bytes.",
+            used.saturating_add(size)
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stores a new image record (status `queued`).
     pub async fn image_create(&self, image: &Image) -> Result<(), Error> {
@@ -350,8 +402,21 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Records a finished upload: `saving` -> `active` with sizes and hashes.
-    pub async fn image_finish_upload(&self, id: ImageId, up: &ImageUpload) -> Result<(), Error> {
+    /// Records a finished upload: `saving` -> `active` with sizes and hashes,
+    /// if the owner's images stay within `size_total` bytes (Glance's
+    /// `image_size_total`; `None` or -1: no limit), checked in the same
+    /// transaction; otherwise a quota error and the image stays `saving`
+    /// for the caller to release.
+    pub async fn image_finish_upload(
+        &self,
+        id: ImageId,
+        up: &ImageUpload,
+        size_total: Option<i64>,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        if let Some(limit) = size_total {
+            check_size_total(&mut tx, self.backend(), id, up.size, limit).await?;
+        }
         let r = sqlx::query(
             "UPDATE images SET status = 'active', size = $2, checksum = $3, \
              os_hash_algo = 'sha512', os_hash_value = $4, virtual_size = $5, updated_at = $6 \
@@ -363,7 +428,7 @@ impl Store {
         .bind(&up.sha512)
         .bind(up.virtual_size)
         .bind(Timestamp::now().micros())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
         if r.rows_affected() == 0 {
@@ -371,7 +436,19 @@ impl Store {
                 "Image {id} was deleted or changed while its data was being uploaded."
             )));
         }
-        Ok(())
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Bytes of image data `owner` stores: the sizes of its images that
+    /// have data (Glance's `image_size_total` usage).
+    pub async fn image_bytes_used(&self, owner: &ProjectId) -> Result<i64, Error> {
+        sqlx::query(USED_BYTES)
+            .bind(owner.as_str())
+            .bind("")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?
+            .int("n")
     }
 
     /// Returns a failed upload's image to `queued` so it can be retried.

@@ -38,6 +38,13 @@ pub enum ReceiveError {
     /// body shorter than its `Content-Length`).
     #[error("reading the image data from the request failed")]
     Body(#[source] axum::Error),
+    /// The data went over the most the upload may store (the project's
+    /// image storage quota): receiving stopped there.
+    #[error("the image data is larger than the {limit} bytes left in the image storage quota")]
+    TooLarge {
+        /// The bytes the upload was allowed.
+        limit: u64,
+    },
     /// The store could not write.
     #[error("could not {op} {}", path.display())]
     Io {
@@ -142,8 +149,15 @@ impl FileStore {
     }
 
     /// Streams `body` into a new temporary file for image `id`, hashing it
-    /// on the way, and syncs it to disk.
-    pub async fn receive(&self, id: ImageId, body: Body) -> Result<Received, ReceiveError> {
+    /// on the way, and syncs it to disk. With `limit`, receiving stops as
+    /// soon as the data goes over that many bytes (nothing is kept), so an
+    /// upload without `Content-Length` cannot store more than its quota.
+    pub async fn receive(
+        &self,
+        id: ImageId,
+        body: Body,
+        limit: Option<u64>,
+    ) -> Result<Received, ReceiveError> {
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(ReceiveError::io("create", &self.dir))?;
@@ -176,6 +190,11 @@ impl FileStore {
                 head.extend_from_slice(&chunk[..take]);
             }
             size += chunk.len() as u64;
+            if let Some(limit) = limit
+                && size > limit
+            {
+                return Err(ReceiveError::TooLarge { limit });
+            }
             out.write_all(&chunk)
                 .await
                 .map_err(ReceiveError::io("write", &path))?;
@@ -206,7 +225,7 @@ mod tests {
         let dir = tempfile_dir();
         let store = FileStore::new(dir.clone());
         let id = ImageId::new();
-        let got = store.receive(id, Body::from("hello")).await.unwrap();
+        let got = store.receive(id, Body::from("hello"), None).await.unwrap();
         assert_eq!(got.size, 5);
         assert_eq!(got.md5, "5d41402abc4b2a76b9719d911017c592");
         assert_eq!(got.head, b"hello");
@@ -214,7 +233,7 @@ mod tests {
         assert!(tmp.exists());
         drop(got);
         assert!(!tmp.exists(), "an upload that was not kept must be removed");
-        let got = store.receive(id, Body::from("bytes")).await.unwrap();
+        let got = store.receive(id, Body::from("bytes"), None).await.unwrap();
         got.file.persist(&store.path(id)).await.unwrap();
         assert_eq!(std::fs::read(store.path(id)).unwrap(), b"bytes");
         store.remove(id).await.unwrap();

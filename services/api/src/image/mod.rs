@@ -13,6 +13,7 @@ pub mod filestore;
 pub mod images;
 pub mod patch;
 pub mod schemas;
+pub mod storage_quota;
 pub mod upload;
 pub mod versions;
 pub mod views;

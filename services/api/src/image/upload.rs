@@ -13,13 +13,14 @@
 use crate::auth::{Action, Ctx};
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::image::filestore::{FileStore, ReceiveError};
+use crate::image::storage_quota::{self, Room};
 use crate::image::{ensure_owner, load};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cloud_model::{Error, ImageId, Timestamp};
+use cloud_model::{Error, ImageId, ProjectId, Timestamp};
 use cloud_service_common::AbortOnDrop;
 use cloud_store::ImageUpload;
 use std::io;
@@ -144,8 +145,12 @@ pub fn virtual_size(disk_format: Option<&str>, head: &[u8], size: u64) -> Option
     }
 }
 
-fn receive_error(id: ImageId, e: ReceiveError) -> ApiError {
+fn receive_error(id: ImageId, e: ReceiveError, room: Option<&Room>, owner: &ProjectId) -> ApiError {
     match &e {
+        ReceiveError::TooLarge { limit } => match room {
+            Some(room) => room.refuse(owner, *limit, true),
+            None => ApiError::new(FaultKind::OverQuota, e.to_string()),
+        },
         ReceiveError::Body(cause) => ApiError::bad_request(format!(
             "The upload of image {id} was interrupted before all data arrived ({cause}); \
              the image is queued again, retry the upload."
@@ -175,6 +180,7 @@ fn receive_error(id: ImageId, e: ReceiveError) -> ApiError {
         (status = 403, description = "Another project's image"),
         (status = 404, description = "Not found"),
         (status = 409, description = "The image is not queued"),
+        (status = 413, description = "Over the project's image storage quota (image_size_total)"),
         (status = 415, description = "Not application/octet-stream")))]
 pub async fn image_upload(
     State(state): State<AppState>,
@@ -206,6 +212,12 @@ pub async fn image_upload(
             image.id
         )));
     }
+    let room = storage_quota::room(&state, &image.owner).await?;
+    if let (Some(room), Some(size)) = (&room, storage_quota::announced_size(&headers))
+        && size > room.left()
+    {
+        return Err(room.refuse(&image.owner, size, false));
+    }
     let stale_before =
         Timestamp::from_micros(Timestamp::now().micros() - CLAIM_STALE_AFTER.as_micros() as i64);
     state
@@ -214,12 +226,12 @@ pub async fn image_upload(
         .await?;
     let mut claim = UploadClaim::new(&state, image.id);
     let files = FileStore::of(&state);
-    let received = match files.receive(image.id, body).await {
+    let received = match files.receive(image.id, body, room.map(|r| r.left())).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(image = %image.id, error = %e, "image upload failed");
             claim.abort().await;
-            return Err(receive_error(image.id, e));
+            return Err(receive_error(image.id, e, room.as_ref(), &image.owner));
         }
     };
     let upload = ImageUpload {
@@ -238,7 +250,11 @@ pub async fn image_upload(
         .into());
     }
     claim.committed = Some(dest);
-    match state.store().image_finish_upload(image.id, &upload).await {
+    match state
+        .store()
+        .image_finish_upload(image.id, &upload, room.map(|r| r.limit))
+        .await
+    {
         Ok(()) => {
             claim.done();
             Ok(StatusCode::NO_CONTENT)
