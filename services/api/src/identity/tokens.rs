@@ -8,9 +8,9 @@ use crate::identity::{catalog, views};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cloud_model::identity::{Project, User};
+use cloud_model::identity::{Project, TokenInfo, User};
 use cloud_model::{DomainId, Error, ProjectId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -115,7 +115,22 @@ async fn resolve_domain(state: &AppState, d: &DomainRef) -> Result<DomainId, Api
     }
 }
 
+/// The domain a login names, or `None` if there is no such domain.
+async fn find_domain(state: &AppState, d: &DomainRef) -> Result<Option<DomainId>, ApiError> {
+    match resolve_domain(state, d).await {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.0.kind == FaultKind::Unauthenticated => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Checks the password and returns the user.
+///
+/// Whether the user (or its domain) exists or not, exactly one password
+/// hash is computed, so the time a failed login takes does not tell an
+/// attacker which names exist. The hash runs on the bounded pool of
+/// `auth::password`: when it stays busy, this is a 503 (with
+/// `Retry-After`, added by [`token_issue`]).
 async fn authenticate_password(state: &AppState, u: &UserRef) -> Result<User, ApiError> {
     let found = match (&u.id, &u.name) {
         (Some(id), _) => {
@@ -126,7 +141,7 @@ async fn authenticate_password(state: &AppState, u: &UserRef) -> Result<User, Ap
         }
         (None, Some(name)) => {
             let domain = match &u.domain {
-                Some(d) => resolve_domain(state, d).await?,
+                Some(d) => find_domain(state, d).await?,
                 None => {
                     return Err(ApiError::bad_request(
                         "Invalid input for field 'auth.identity.password.user': a user given by \
@@ -134,7 +149,10 @@ async fn authenticate_password(state: &AppState, u: &UserRef) -> Result<User, Ap
                     ));
                 }
             };
-            state.store().user_find_with_hash(&domain, name).await?
+            match domain {
+                Some(domain) => state.store().user_find_with_hash(&domain, name).await?,
+                None => None,
+            }
         }
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -146,7 +164,14 @@ async fn authenticate_password(state: &AppState, u: &UserRef) -> Result<User, Ap
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    let ok = crate::auth::password::verify_password(hash, u.password.clone()).await;
+    let ok = crate::auth::password::verify_password(hash, u.password.clone())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                FaultKind::Unavailable,
+                "Too many logins are in progress; retry in a few seconds.",
+            )
+        })?;
     match user {
         Some(user) if ok && user.enabled => Ok(user),
         _ => Err(auth_failed()),
@@ -201,6 +226,27 @@ pub async fn token_issue(
     q: QueryPairs,
     JsonBody(req): JsonBody<AuthRequest>,
 ) -> ApiResult<Response> {
+    match issue_token(&state, base, q, req).await {
+        // Overload (every password worker busy) or a database that is
+        // down: the client should come back, and when.
+        Err(e) if e.0.kind == FaultKind::Unavailable => {
+            let mut resp = e.into_response();
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::auth::password::RETRY_AFTER_SECS),
+            );
+            Ok(resp)
+        }
+        other => other,
+    }
+}
+
+async fn issue_token(
+    state: &AppState,
+    base: String,
+    q: QueryPairs,
+    req: AuthRequest,
+) -> ApiResult<Response> {
     let auth = req.auth;
     let user = if auth.identity.methods.iter().any(|m| m == "password") {
         let pw = auth.identity.password.as_ref().ok_or_else(|| {
@@ -208,7 +254,7 @@ pub async fn token_issue(
                 "Invalid input for field 'auth.identity.password': required by method 'password'.",
             )
         })?;
-        authenticate_password(&state, &pw.user).await?
+        authenticate_password(state, &pw.user).await?
     } else if auth.identity.methods.iter().any(|m| m == "token") {
         let t = auth.identity.token.as_ref().ok_or_else(|| {
             ApiError::bad_request(
@@ -228,7 +274,7 @@ pub async fn token_issue(
 
     let project = match &auth.scope {
         Some(ScopeRequest::Structured(s)) => match (&s.project, &s.domain, &s.system) {
-            (Some(p), _, _) => Some(resolve_project(&state, p).await?),
+            (Some(p), _, _) => Some(resolve_project(state, p).await?),
             (None, Some(_), _) | (None, None, Some(_)) => {
                 return Err(ApiError::new(
                     FaultKind::Unauthenticated,
@@ -308,11 +354,7 @@ pub async fn token_validate(
     Ok(resp)
 }
 
-async fn check_subject(
-    state: &AppState,
-    ctx: &Ctx,
-    subject: &str,
-) -> Result<cloud_model::identity::TokenInfo, ApiError> {
+async fn check_subject(state: &AppState, ctx: &Ctx, subject: &str) -> Result<TokenInfo, ApiError> {
     let info = token::validate(state.store(), subject)
         .await
         .map_err(|_| ApiError::from(Error::not_found(cloud_model::ResourceKind::Token, "given")))?;
