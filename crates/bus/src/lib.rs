@@ -20,7 +20,7 @@ mod inproc;
 mod stats;
 
 pub use amqp::{AmqpBus, AmqpConfig, QueueType, TlsFiles};
-pub use envelope::Envelope;
+pub use envelope::{Envelope, set_trace_context_source};
 pub use inproc::InProcBus;
 pub use stats::{BusStats, stats};
 

@@ -249,7 +249,11 @@ pub fn encode<M: Serialize>(msg: &M, request_id: &str) -> Result<Envelope, BusEr
     let body = v.get("body").cloned().unwrap_or(serde_json::Value::Null);
     let mut env = Envelope::new(&kind, request_id, &body)?;
     env.body = body;
-    env.traceparent = Some(traceparent(request_id));
+    // The sending span's context when spans are exported, else one
+    // derived from the request id (so logs of one request share a trace id).
+    if env.traceparent.is_none() {
+        env.traceparent = Some(traceparent(request_id));
+    }
     Ok(env)
 }
 

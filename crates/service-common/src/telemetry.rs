@@ -62,6 +62,7 @@ pub fn init_tracing(default_level: &str) {
         && let Some(s) = settings
     {
         EXPORTING.store(true, Ordering::Relaxed);
+        cloud_bus::set_trace_context_source(crate::otlp::current_traceparent);
         tracing::info!(url = %s.url, service = %s.service_name, "exporting spans over OTLP/HTTP");
         if let Some(w) = s.warning {
             tracing::warn!("{w}");
