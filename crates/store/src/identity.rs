@@ -672,17 +672,87 @@ impl Store {
         }))
     }
 
-    /// Revokes a token. Returns false if there was no such live token.
-    pub async fn token_revoke(&self, hash: &str) -> Result<bool, Error> {
-        let r = sqlx::query("UPDATE tokens SET revoked = 1 WHERE hash = $1 AND revoked = 0")
-            .bind(hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+    /// Records a token issued from the live token `parent_hash` (Keystone's
+    /// `token` method): the parent's user and expiry, so re-issuing a token
+    /// never extends its life, and a link to the parent, so revoking the
+    /// parent revokes it ([`Store::token_revoke`]). Returns false, and
+    /// records nothing, if the parent is not live at `issued_at`.
+    ///
+    /// On PostgreSQL the parent row is share-locked: a concurrent
+    /// revocation either comes first (and this finds the parent revoked)
+    /// or waits for this insert and then revokes the child it can now see.
+    /// SQLite runs one writer at a time, which gives the same.
+    pub async fn token_insert_child(
+        &self,
+        hash: &str,
+        parent_hash: &str,
+        project: Option<&ProjectId>,
+        audit_id: &str,
+        issued_at: Timestamp,
+    ) -> Result<bool, Error> {
+        let lock = match self.backend() {
+            crate::db::Backend::Postgres => " FOR SHARE",
+            crate::db::Backend::Sqlite => "",
+        };
+        let r = sqlx::query(&format!(
+            "INSERT INTO tokens (hash, user_id, project_id, audit_id, issued_at, expires_at, \
+             revoked, parent_hash) \
+             SELECT $1, p.user_id, $2, $3, $4, p.expires_at, 0, p.hash FROM tokens p \
+             WHERE p.hash = $5 AND p.revoked = 0 AND p.expires_at > $4{lock}"
+        ))
+        .bind(hash)
+        .bind(project.map(|p| p.as_str().to_owned()))
+        .bind(audit_id)
+        .bind(issued_at.micros())
+        .bind(parent_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(r.rows_affected() == 1)
     }
 
-    /// Deletes tokens that expired before `now` (run periodically).
+    /// Revokes a token and every token issued from it, directly or through
+    /// others (Keystone revokes the chain). Returns false if the token
+    /// itself was not live.
+    ///
+    /// Two statements in one transaction, in this order, so that a child
+    /// being issued at the same moment is either refused or revoked (see
+    /// [`Store::token_insert_child`]): the second statement reads after
+    /// the first has waited for any insert holding the parent's lock.
+    pub async fn token_revoke(&self, hash: &str) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query("UPDATE tokens SET revoked = 1 WHERE hash = $1 AND revoked = 0")
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "WITH RECURSIVE chain(hash) AS ( \
+                 SELECT hash FROM tokens WHERE parent_hash = $1 \
+                 UNION SELECT t.hash FROM tokens t JOIN chain c ON t.parent_hash = c.hash) \
+             UPDATE tokens SET revoked = 1 \
+             WHERE revoked = 0 AND hash IN (SELECT hash FROM chain)",
+        )
+        .bind(hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// How many expired tokens wait for [`Store::token_purge_expired`].
+    pub async fn token_count_expired(&self, now: Timestamp) -> Result<u64, Error> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE expires_at < $1")
+            .bind(now.micros())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(r.int("n")?).unwrap_or(0))
+    }
+
+    /// Deletes tokens that expired before `now`, in one statement (the API
+    /// runs it every few minutes; the `expires_at` index keeps it cheap).
     pub async fn token_purge_expired(&self, now: Timestamp) -> Result<u64, Error> {
         let r = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
             .bind(now.micros())

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0003_data_plane.sql"),
     ),
     (4, "l3", include_str!("../../../migrations/0004_l3.sql")),
+    (
+        5,
+        "tokens",
+        include_str!("../../../migrations/0005_tokens.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

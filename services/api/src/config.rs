@@ -29,6 +29,11 @@ pub struct ApiConfig {
     /// Token lifetime.
     #[serde(default = "default_token_ttl")]
     pub token_ttl_seconds: i64,
+    /// How often, at most, this API purges expired tokens: the first token
+    /// issued after the interval starts a purge in the background (the
+    /// table grows only when tokens are issued).
+    #[serde(default = "default_token_purge_interval")]
+    pub token_purge_interval_secs: u64,
     /// Largest JSON body accepted.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -191,6 +196,10 @@ fn default_max_body() -> usize {
     1024 * 1024
 }
 
+fn default_token_purge_interval() -> u64 {
+    300
+}
+
 impl ApiConfig {
     /// A configuration for tests and the all-in-one binary.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
@@ -207,6 +216,7 @@ impl ApiConfig {
             bootstrap: BootstrapConfig::default(),
             network: NetworkConfig::default(),
             metadata: MetadataConfig::default(),
+            token_purge_interval_secs: default_token_purge_interval(),
         }
     }
 }

@@ -6,6 +6,7 @@ use cloud_rpc::ConductorMsg;
 use cloud_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 /// Everything a handler may need. Cloned per request (an `Arc` inside).
 #[derive(Clone)]
@@ -17,6 +18,9 @@ struct Inner {
     store: Store,
     config: ApiConfig,
     bus: Arc<dyn Bus>,
+    /// When this API last purged expired tokens (microseconds since the
+    /// epoch; 0: not yet). See `identity::tokens`.
+    last_token_purge: AtomicI64,
 }
 
 impl AppState {
@@ -30,7 +34,12 @@ impl AppState {
     /// Builds the state with the bus the control plane listens on.
     pub fn with_bus(store: Store, config: ApiConfig, bus: Arc<dyn Bus>) -> Self {
         AppState {
-            inner: Arc::new(Inner { store, config, bus }),
+            inner: Arc::new(Inner {
+                store,
+                config,
+                bus,
+                last_token_purge: AtomicI64::new(0),
+            }),
         }
     }
 
@@ -59,6 +68,12 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// When this API last purged expired tokens (microseconds since the
+    /// epoch, 0 before the first purge).
+    pub fn last_token_purge(&self) -> &AtomicI64 {
+        &self.inner.last_token_purge
     }
 
     /// Directory of the image file store.

@@ -1,5 +1,11 @@
 //! `POST/GET/HEAD/DELETE /v3/auth/tokens`: password authentication and
 //! token validation and revocation.
+//!
+//! A token issued from a token (method `token`) is a child of it: it keeps
+//! its parent's expiry, as Keystone does, so a token cannot be renewed
+//! forever by re-issuing it, and revoking the parent revokes the child
+//! (and its own children). Issuing tokens also purges expired ones now and
+//! then, so the token table does not grow without bound.
 
 use crate::auth::{Ctx, token};
 use crate::error::{ApiError, ApiResult, FaultKind};
@@ -10,10 +16,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cloud_model::identity::{Project, TokenInfo, User};
-use cloud_model::{DomainId, Error, ProjectId, UserId};
+use cloud_model::{DomainId, Error, ProjectId, Timestamp, UserId};
+use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
 
 /// The body of `POST /v3/auth/tokens`.
 #[derive(Debug, Deserialize)]
@@ -248,6 +258,7 @@ async fn issue_token(
     req: AuthRequest,
 ) -> ApiResult<Response> {
     let auth = req.auth;
+    let mut parent: Option<&str> = None;
     let user = if auth.identity.methods.iter().any(|m| m == "password") {
         let pw = auth.identity.password.as_ref().ok_or_else(|| {
             ApiError::bad_request(
@@ -261,7 +272,9 @@ async fn issue_token(
                 "Invalid input for field 'auth.identity.token': required by method 'token'.",
             )
         })?;
-        token::validate(state.store(), &t.id).await?.user
+        let user = token::validate(state.store(), &t.id).await?.user;
+        parent = Some(&t.id);
+        user
     } else {
         return Err(ApiError::new(
             FaultKind::Unauthenticated,
@@ -302,13 +315,20 @@ async fn issue_token(
             ));
         }
     }
-    let (secret, info) = token::issue(
-        state.store(),
-        &user.id,
-        project.as_ref().map(|p| &p.id),
-        state.config().token_ttl_seconds,
-    )
-    .await?;
+    let project_id = project.as_ref().map(|p| &p.id);
+    let (secret, info) = match parent {
+        None => {
+            token::issue(
+                state.store(),
+                &user.id,
+                project_id,
+                state.config().token_ttl_seconds,
+            )
+            .await?
+        }
+        Some(parent) => issue_child(state, parent, project_id).await?,
+    };
+    purge_expired_tokens_now_and_then(state);
     let cat = (!q.bool("nocatalog")?.unwrap_or(false))
         .then(|| catalog::catalog(&base, &state.config().region));
     let mut resp = (
@@ -321,6 +341,67 @@ async fn issue_token(
         HeaderValue::from_str(&secret).map_err(Error::internal)?,
     );
     Ok(resp)
+}
+
+/// Issues a token from the live token `parent`: its user and expiry, and
+/// revoked with it (see the module documentation).
+async fn issue_child(
+    state: &AppState,
+    parent: &str,
+    project: Option<&ProjectId>,
+) -> Result<(String, TokenInfo), ApiError> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let mut audit = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut audit);
+    let audit_id = URL_SAFE_NO_PAD.encode(audit);
+    let hash = token::token_hash(&secret);
+    let now = Timestamp::now();
+    let recorded = state
+        .store()
+        .token_insert_child(&hash, &token::token_hash(parent), project, &audit_id, now)
+        .await?;
+    if !recorded {
+        // Revoked or expired since it was validated a moment ago.
+        return Err(
+            Error::unauthenticated("The request you have made requires authentication.").into(),
+        );
+    }
+    let info = state
+        .store()
+        .token_lookup(&hash, now)
+        .await?
+        .ok_or_else(|| Error::internal("token vanished right after it was issued"))?;
+    Ok((secret, info))
+}
+
+/// Starts a purge of expired tokens in the background unless this API
+/// started one less than `[api] token_purge_interval_secs` ago. Called on
+/// every issued token: the table grows only when tokens are issued, so it
+/// is purged whenever it grows, at most once per interval (a few minutes
+/// by default: no statement per login; several replicas purging the same
+/// rows is harmless).
+fn purge_expired_tokens_now_and_then(state: &AppState) {
+    let now = Timestamp::now().micros();
+    let last = state.last_token_purge();
+    let previous = last.load(Ordering::Relaxed);
+    let interval =
+        i64::try_from(state.config().token_purge_interval_secs).unwrap_or(i64::MAX / 2_000_000);
+    if now - previous < interval.saturating_mul(1_000_000)
+        || last
+            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let store = state.store().clone();
+    tokio::spawn(async move {
+        match store.token_purge_expired(Timestamp::now()).await {
+            Ok(n) => tracing::debug!(purged = n, "purged expired tokens"),
+            Err(e) => tracing::warn!(error = %e, "purging expired tokens failed"),
+        }
+    });
 }
 
 fn subject_token(headers: &HeaderMap) -> Result<&str, ApiError> {
