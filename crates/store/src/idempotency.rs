@@ -2,15 +2,58 @@
 //! request with the same key gets the same answer instead of a second
 //! resource.
 //!
-//! A key is claimed before the request runs (a row with no status: in
-//! flight), completed with the answer afterwards, and released if the
-//! request failed in a way worth retrying. The primary key
-//! `(project_id, idem_key)` makes the claim atomic on both backends, so of
-//! two concurrent requests with one key exactly one runs.
+//! A key is the caller's own: `(scope, user, key)`, so another user of the
+//! project sending the same key never reaches this user's answer. It is
+//! claimed before the request runs (a row with no status: in flight) by an
+//! owner (a random id per request) that holds a short lease and renews it
+//! while the request runs; it is completed with the answer afterwards, or
+//! released if the request failed in a way worth retrying. A claim whose
+//! lease lapsed belongs to a request whose API died: a retry takes it over
+//! at once instead of waiting. A create whose effect a retry must find
+//! (a server) completes the claim in the transaction that makes the
+//! resource ([`complete_in`]), so a claim is never both lapsed and acted
+//! on. The primary key makes the claim atomic on both backends, and every
+//! change after the claim is conditioned on the owner, so of two requests
+//! with one key exactly one acts.
 
 use crate::db::{Store, db_error, is_unique_violation};
 use crate::row::RowExt;
 use cloud_model::{Error, Timestamp};
+use sqlx::Transaction;
+
+/// Whose key it is: the caller's project (or `user:<id>` for an unscoped
+/// token), the caller, and the key the client chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The project the token is scoped to, or `user:<id>`.
+    pub scope: String,
+    /// The caller's user id: a key never answers another user.
+    pub user: String,
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+}
+
+/// A claim as one request holds it: the key and the request's owner id,
+/// which every later change of the row must present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyHold {
+    /// The key.
+    pub key: IdempotencyKey,
+    /// Random per request: tells this request's claim from a later
+    /// takeover's.
+    pub owner: String,
+}
+
+/// An answer to record for a held key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The claim it completes.
+    pub hold: IdempotencyHold,
+    /// The answer's status code.
+    pub status: u16,
+    /// The stored answer (opaque to the store; it must hold no secret).
+    pub response: String,
+}
 
 /// What claiming a key found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,35 +67,41 @@ pub enum IdempotencyClaim {
         /// Its stored answer (opaque to the store).
         response: String,
     },
-    /// A request with this key and the same hash is still running.
+    /// A request with this key and the same hash is running, and its
+    /// owner renews its lease.
     InFlight,
     /// The key was used for a different request (hash differs).
     Mismatch,
 }
 
 impl Store {
-    /// Claims `key` in `scope` for a request hashing to `hash`. A row
-    /// created before `expired_before` is forgotten (the key may be
-    /// reused); an in-flight row older than `stale_before` belongs to a
-    /// request that died, and is taken over.
+    /// Claims `hold.key` for a request hashing to `hash`, leased until
+    /// `lease_until`. A row created before `expired_before` is forgotten
+    /// (the key may be reused); an unfinished row whose lease lapsed
+    /// before `now` belongs to a request that died, and is taken over.
     pub async fn idempotency_claim(
         &self,
-        scope: &str,
-        key: &str,
+        hold: &IdempotencyHold,
         hash: &str,
         now: Timestamp,
-        stale_before: Timestamp,
+        lease_until: Timestamp,
         expired_before: Timestamp,
     ) -> Result<IdempotencyClaim, Error> {
-        // Two rounds at most: insert, or find a row we may clear and insert.
+        let k = &hold.key;
+        // Insert, or find a row we may take over; a few rounds when others
+        // change the row between our statements.
         for _ in 0..3 {
             let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (project_id, idem_key, request_hash, status, \
-                 response, created_at) VALUES ($1, $2, $3, NULL, NULL, $4)",
+                "INSERT INTO idempotency_keys (project_id, user_id, idem_key, request_hash, \
+                 owner, lease_until, status, response, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
             )
-            .bind(scope)
-            .bind(key)
+            .bind(&k.scope)
+            .bind(&k.user)
+            .bind(&k.key)
             .bind(hash)
+            .bind(&hold.owner)
+            .bind(lease_until.micros())
             .bind(now.micros())
             .execute(&self.pool)
             .await;
@@ -62,86 +111,109 @@ impl Store {
                 Err(e) => return Err(db_error(e)),
             }
             let Some(row) = sqlx::query(
-                "SELECT request_hash, status, response, created_at FROM idempotency_keys \
-                 WHERE project_id = $1 AND idem_key = $2",
+                "SELECT request_hash, owner, lease_until, status, response, created_at \
+                 FROM idempotency_keys WHERE project_id = $1 AND user_id = $2 AND idem_key = $3",
             )
-            .bind(scope)
-            .bind(key)
+            .bind(&k.scope)
+            .bind(&k.user)
+            .bind(&k.key)
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?
             else {
                 continue; // released meanwhile: try to insert again
             };
-            let created = row.ts("created_at")?;
             let status = row.opt_int("status")?;
-            let expired = created < expired_before;
-            let stale = status.is_none() && created < stale_before;
-            if expired || stale {
-                // Take the row over only if nobody else did meanwhile.
-                let r = sqlx::query(
-                    "UPDATE idempotency_keys SET request_hash = $3, status = NULL, \
-                     response = NULL, created_at = $4 \
-                     WHERE project_id = $1 AND idem_key = $2 AND created_at = $5",
-                )
-                .bind(scope)
-                .bind(key)
-                .bind(hash)
-                .bind(now.micros())
-                .bind(created.micros())
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
-                if r.rows_affected() == 1 {
-                    return Ok(IdempotencyClaim::Claimed);
-                }
-                continue;
-            }
-            if row.text("request_hash")? != hash {
+            let expired = row.ts("created_at")? < expired_before;
+            if !expired && row.text("request_hash")? != hash {
                 return Ok(IdempotencyClaim::Mismatch);
             }
-            return Ok(match status {
-                None => IdempotencyClaim::InFlight,
-                Some(s) => IdempotencyClaim::Completed {
+            if let (Some(s), false) = (status, expired) {
+                return Ok(IdempotencyClaim::Completed {
                     status: u16::try_from(s).unwrap_or(500),
                     response: row.opt_text("response")?.unwrap_or_default(),
-                },
-            });
+                });
+            }
+            let lease = row.int("lease_until")?;
+            if !expired && lease >= now.micros() {
+                return Ok(IdempotencyClaim::InFlight);
+            }
+            // Expired, or its owner died: take it over, only if nobody else
+            // did (and the owner did not renew or finish) meanwhile.
+            let taken = sqlx::query(
+                "UPDATE idempotency_keys SET request_hash = $4, owner = $5, lease_until = $6, \
+                 status = NULL, response = NULL, created_at = $7 \
+                 WHERE project_id = $1 AND user_id = $2 AND idem_key = $3 \
+                 AND owner = $8 AND lease_until = $9 AND created_at = $10 \
+                 AND (status IS NULL OR created_at < $11)",
+            )
+            .bind(&k.scope)
+            .bind(&k.user)
+            .bind(&k.key)
+            .bind(hash)
+            .bind(&hold.owner)
+            .bind(lease_until.micros())
+            .bind(now.micros())
+            .bind(row.text("owner")?)
+            .bind(lease)
+            .bind(row.int("created_at")?)
+            .bind(expired_before.micros())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            if taken.rows_affected() == 1 {
+                return Ok(IdempotencyClaim::Claimed);
+            }
         }
         Ok(IdempotencyClaim::InFlight)
     }
 
-    /// Records the answer of the request holding `key`.
-    pub async fn idempotency_complete(
+    /// Extends the lease of a claim its request still holds; false when
+    /// the claim is no longer this request's (taken over or finished).
+    pub async fn idempotency_renew(
         &self,
-        scope: &str,
-        key: &str,
-        status: u16,
-        response: &str,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $3, response = $4 \
-             WHERE project_id = $1 AND idem_key = $2",
+        hold: &IdempotencyHold,
+        lease_until: Timestamp,
+    ) -> Result<bool, Error> {
+        let k = &hold.key;
+        let r = sqlx::query(
+            "UPDATE idempotency_keys SET lease_until = $5 \
+             WHERE project_id = $1 AND user_id = $2 AND idem_key = $3 AND owner = $4 \
+             AND status IS NULL",
         )
-        .bind(scope)
-        .bind(key)
-        .bind(i64::from(status))
-        .bind(response)
+        .bind(&k.scope)
+        .bind(&k.user)
+        .bind(&k.key)
+        .bind(&hold.owner)
+        .bind(lease_until.micros())
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
-    /// Forgets an in-flight claim (the request failed before doing
-    /// anything a retry would duplicate).
-    pub async fn idempotency_release(&self, scope: &str, key: &str) -> Result<(), Error> {
+    /// Records the answer of the request holding the key; false when the
+    /// claim was taken over meanwhile (the answer is then not recorded).
+    pub async fn idempotency_complete(&self, record: &IdempotencyRecord) -> Result<bool, Error> {
+        let r = complete_query(record)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Forgets an in-flight claim this request holds (the request failed
+    /// before doing anything a retry would duplicate).
+    pub async fn idempotency_release(&self, hold: &IdempotencyHold) -> Result<(), Error> {
+        let k = &hold.key;
         sqlx::query(
-            "DELETE FROM idempotency_keys \
-             WHERE project_id = $1 AND idem_key = $2 AND status IS NULL",
+            "DELETE FROM idempotency_keys WHERE project_id = $1 AND user_id = $2 \
+             AND idem_key = $3 AND owner = $4 AND status IS NULL",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&k.scope)
+        .bind(&k.user)
+        .bind(&k.key)
+        .bind(&hold.owner)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -156,5 +228,46 @@ impl Store {
             .await
             .map_err(db_error)?;
         Ok(r.rows_affected())
+    }
+}
+
+fn complete_query(
+    record: &IdempotencyRecord,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    let k = &record.hold.key;
+    sqlx::query(
+        "UPDATE idempotency_keys SET status = $5, response = $6 \
+         WHERE project_id = $1 AND user_id = $2 AND idem_key = $3 AND owner = $4",
+    )
+    .bind(&k.scope)
+    .bind(&k.user)
+    .bind(&k.key)
+    .bind(&record.hold.owner)
+    .bind(i64::from(record.status))
+    .bind(&record.response)
+}
+
+/// Completes a held key inside the transaction that makes what the
+/// answer names, so the two commit together: a retry after a crash finds
+/// the answer, never a lapsed claim beside a made resource. A claim taken
+/// over meanwhile (this request stalled past its lease, and a retry now
+/// runs) is a Conflict, which rolls the creation back: the retry's
+/// creation is the one that counts.
+pub(crate) async fn complete_in(
+    tx: &mut Transaction<'static, sqlx::Any>,
+    record: &IdempotencyRecord,
+) -> Result<(), Error> {
+    let r = complete_query(record)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if r.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(Error::conflict(format!(
+            "Idempotency-Key '{}' was taken over by a retry of this request while it ran: \
+             the retry's answer is the one that counts.",
+            record.hold.key.key
+        )))
     }
 }

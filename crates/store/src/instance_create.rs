@@ -2,6 +2,7 @@
 //! actions, build workflows and group memberships, in one transaction.
 
 use crate::db::{Store, db_error};
+use crate::idempotency::IdempotencyRecord;
 use crate::instances::json;
 use crate::row::RowExt;
 use cloud_model::instance::Instance;
@@ -23,6 +24,22 @@ impl Store {
         batch: &[Instance],
         request_id: &str,
         limits: &BTreeMap<String, i64>,
+    ) -> Result<(), Error> {
+        self.instances_create_recorded(batch, request_id, limits, None)
+            .await
+    }
+
+    /// [`Store::instances_create`], also completing the request's
+    /// idempotency key with `answer` in the same transaction: a retry
+    /// after the API died finds the servers' answer, never a lapsed claim
+    /// beside servers already made (a Conflict, and nothing made, when the
+    /// claim is no longer this request's).
+    pub async fn instances_create_recorded(
+        &self,
+        batch: &[Instance],
+        request_id: &str,
+        limits: &BTreeMap<String, i64>,
+        answer: Option<&IdempotencyRecord>,
     ) -> Result<(), Error> {
         let Some(first) = batch.first() else {
             return Ok(());
@@ -147,6 +164,9 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             }
+        }
+        if let Some(answer) = answer {
+            crate::idempotency::complete_in(&mut tx, answer).await?;
         }
         tx.commit().await.map_err(db_error)
     }

@@ -49,7 +49,7 @@ pub use floating_ips::{Association, FloatingIpUpdate, NewFloatingIp};
 pub use hosts::{
     ComputeNode, HostReport, InventoryState, Prefilter, RESOURCE_CLASSES, ServiceRecord,
 };
-pub use idempotency::IdempotencyClaim;
+pub use idempotency::{IdempotencyClaim, IdempotencyHold, IdempotencyKey, IdempotencyRecord};
 pub use identity::NewUser;
 pub use images::{ImageFilter, ImageUpload};
 pub use instances::{InstanceFilter, StateUpdate};

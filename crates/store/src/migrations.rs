@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tokens",
         include_str!("../../../migrations/0005_tokens.sql"),
     ),
+    (
+        6,
+        "idempotency",
+        include_str!("../../../migrations/0006_idempotency.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

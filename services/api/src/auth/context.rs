@@ -9,13 +9,17 @@ use axum::http::request::Parts;
 use cloud_model::identity::TokenInfo;
 use cloud_model::{ProjectId, UserId};
 use cloud_store::Scope;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The authenticated caller, built from `X-Auth-Token`.
 #[derive(Clone, Debug)]
 pub struct Ctx {
     /// What the token stands for.
     pub token: Arc<TokenInfo>,
+    /// The actions this request was allowed (shared by the clones of one
+    /// request's context), so that an idempotent replay can be bound to
+    /// the same policy decision.
+    allowed: Arc<Mutex<Vec<Action>>>,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -43,6 +47,7 @@ impl FromRequestParts<AppState> for Ctx {
         let info = token::validate(state.store(), secret).await?;
         let ctx = Ctx {
             token: Arc::new(info),
+            allowed: Arc::default(),
         };
         parts.extensions.insert(ctx.clone());
         Ok(ctx)
@@ -76,6 +81,9 @@ impl Ctx {
     pub fn authorize(&self, action: Action) -> Result<(), ApiError> {
         let roles: Vec<&str> = self.token.roles.iter().map(|r| r.name.as_str()).collect();
         if allows(action.rule(), &roles) {
+            if let Ok(mut allowed) = self.allowed.lock() {
+                allowed.push(action);
+            }
             Ok(())
         } else {
             Err(ApiError::new(
@@ -91,6 +99,11 @@ impl Ctx {
                 ),
             ))
         }
+    }
+
+    /// The actions [`Ctx::authorize`] allowed so far in this request.
+    pub fn allowed_actions(&self) -> Vec<Action> {
+        self.allowed.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// The scope of the caller's own project.

@@ -9,13 +9,13 @@ use crate::compute::server_security_groups::find_security_group;
 use crate::compute::server_views::links;
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::{BaseUrl, JsonBody};
+use crate::idempotency::HeldKey;
 use crate::network::port_checks;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use cloud_bus::CONDUCTOR_QUEUE;
 use cloud_model::instance::{
@@ -210,6 +210,7 @@ pub async fn server_create(
     ctx: Ctx,
     BaseUrl(base): BaseUrl,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    idempotency_key: Option<Extension<HeldKey>>,
     JsonBody(req): JsonBody<CreateServerRequest>,
 ) -> ApiResult<Response> {
     ctx.authorize(Action::ServerWrite)?;
@@ -540,6 +541,16 @@ pub async fn server_create(
             })
             .collect()
     };
+    let answer = |first: &Instance| {
+        accepted(
+            &base,
+            first,
+            s.return_reservation_id == Some(true),
+            &disk_config,
+            &security_groups,
+            &admin_pass,
+        )
+    };
     // Nova creates as many as the quota allows between min and max: how
     // many that is comes from the project's use before one server is
     // built. The store checks again atomically; if concurrent creates took
@@ -553,7 +564,16 @@ pub async fn server_create(
         let used = store.compute_usage(&project).await?;
         let count = servers_that_fit(&limits, &used, each, min_count, max_count)?;
         let batch = make(count);
-        match store.instances_create(&batch, &request_id, &limits).await {
+        // The answer is recorded for the request's Idempotency-Key in the
+        // transaction that records the servers: a retry after this API
+        // died finds them.
+        let record = idempotency_key
+            .as_ref()
+            .and_then(|Extension(k)| k.record(&answer(&batch[0])));
+        match store
+            .instances_create_recorded(&batch, &request_id, &limits, record.as_ref())
+            .await
+        {
             Ok(()) => break batch,
             Err(Error::QuotaExceeded { .. }) if attempts < QUOTA_RACE_RETRIES => attempts += 1,
             Err(e) => return Err(e.into()),
@@ -581,27 +601,42 @@ pub async fn server_create(
             tracing::warn!(instance = %inst.id, error = %e, "cannot reach the conductors now; the build will be resumed");
         }
     }
-    let first = &batch[0];
-    if s.return_reservation_id == Some(true) {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"reservation_id": reservation_id})),
-        )
-            .into_response());
-    }
+    Ok(answer(&batch[0]).map(axum::body::Body::from))
+}
+
+/// The 202 naming a create's first server (or, when asked, only its
+/// reservation).
+fn accepted(
+    base: &str,
+    first: &Instance,
+    reservation_only: bool,
+    disk_config: &str,
+    security_groups: &[String],
+    admin_pass: &str,
+) -> axum::http::Response<Vec<u8>> {
     let id = first.id.to_string();
-    let body = json!({"server": {
-        "id": id,
-        "links": links(&base, "servers", &id),
-        "OS-DCF:diskConfig": disk_config,
-        "security_groups": security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
-        "adminPass": admin_pass,
-    }});
-    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("{base}/compute/v2.1/servers/{id}")) {
+    let (body, location) = if reservation_only {
+        (json!({"reservation_id": first.reservation_id}), None)
+    } else {
+        let body = json!({"server": {
+            "id": id,
+            "links": links(base, "servers", &id),
+            "OS-DCF:diskConfig": disk_config,
+            "security_groups": security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+            "adminPass": admin_pass,
+        }});
+        (body, Some(format!("{base}/compute/v2.1/servers/{id}")))
+    };
+    let mut resp = axum::http::Response::new(serde_json::to_vec(&body).unwrap_or_default());
+    *resp.status_mut() = StatusCode::ACCEPTED;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Turns the `networks` field into port requests, checking that every
