@@ -1,8 +1,10 @@
 //! Connection, dialect and error mapping.
 
+use crate::failover::{Failover, refuse_standby, split_hosts, watch};
 use cloud_model::Error;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor, Transaction};
+use sqlx::{AnyPool, Connection, Executor, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The database behind a [`Store`].
@@ -19,12 +21,25 @@ pub enum Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// The candidate hosts when the URL names a primary and its standbys;
+    /// while a clone of the store lives, a task keeps the pool on the
+    /// primary.
+    _failover: Option<Arc<Failover>>,
 }
+
+/// How long a statement waits for a connection before the caller gets
+/// Unavailable (503 at the API, a retry in workers): long enough to ride
+/// out a database restart or a standby's promotion, which the pool waits
+/// for by dialling again with backoff.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Store {
     /// Connects to `url` (`postgres://...` or `sqlite://PATH`). For SQLite
     /// the file is created if missing and put in WAL mode, so readers never
-    /// wait for the writer.
+    /// wait for the writer. A PostgreSQL URL may list a primary and its
+    /// standbys as libpq does (`postgres://u@db1:5432,db2:5432/cloud?target_session_attrs=read-write`):
+    /// the store then uses whichever host is not in recovery and follows a
+    /// promotion (see the `failover` module).
     pub async fn connect(url: &str) -> Result<Store, Error> {
         install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -37,16 +52,48 @@ impl Store {
                 redact(url)
             )));
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
-        let pool = match backend {
-            Backend::Postgres => options.max_connections(16).connect(url).await,
+        let unreachable = |e: sqlx::Error| {
+            Error::unavailable(format!(
+                "cannot connect to the database {}: {e}",
+                redact(url)
+            ))
+        };
+        // A pooled connection that died with a server restart is found out
+        // by the ping before it is handed over, not by the request using it.
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true);
+        let (pool, failover) = match backend {
+            Backend::Postgres => {
+                let options = options.max_connections(16);
+                match split_hosts(url)? {
+                    None => (options.connect(url).await.map_err(unreachable)?, None),
+                    Some(urls) => {
+                        let failover = Arc::new(Failover::new(&urls)?);
+                        let (_, probe) = failover.find_primary().await?;
+                        let _ = probe.close().await;
+                        let clock = failover.clock();
+                        let pool = options
+                            .after_connect(|conn, _meta| Box::pin(refuse_standby(conn)))
+                            .before_acquire(move |_conn, meta| {
+                                let fresh = clock.opened_since_switch(meta.age);
+                                Box::pin(async move { Ok(fresh) })
+                            })
+                            .connect_with(failover.current_options())
+                            .await
+                            .map_err(unreachable)?;
+                        tokio::spawn(watch(pool.clone(), Arc::downgrade(&failover)));
+                        (pool, Some(failover))
+                    }
+                }
+            }
             Backend::Sqlite => {
                 let url = if url.contains('?') {
                     url.to_owned()
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                options
+                let pool = options
                     .max_connections(8)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
@@ -60,15 +107,15 @@ impl Store {
                     })
                     .connect(&url)
                     .await
+                    .map_err(unreachable)?;
+                (pool, None)
             }
-        }
-        .map_err(|e| {
-            Error::unavailable(format!(
-                "cannot connect to the database {}: {e}",
-                redact(url)
-            ))
-        })?;
-        Ok(Store { pool, backend })
+        };
+        Ok(Store {
+            pool,
+            backend,
+            _failover: failover,
+        })
     }
 
     /// Which database this store talks to.
@@ -132,8 +179,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
 /// that doing it again later can work: callers answer 503 and workers
 /// retry, instead of failing a build for good. PostgreSQL: connection
 /// exceptions (class 08), operator intervention (57P01 admin shutdown,
-/// 57P02 crash shutdown, 57P03 cannot connect now), serialization failures
-/// and deadlocks (40001, 40P01); SQLite: a busy or locked database.
+/// 57P02 crash shutdown, 57P03 cannot connect now), too many connections
+/// (53300), a write reaching a server that became a standby (25006, the
+/// connection is replaced after a failover), serialization failures and
+/// deadlocks (40001, 40P01); SQLite: a busy or locked database.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut
@@ -147,7 +196,7 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
             code.starts_with("08")
                 || matches!(
                     code.as_ref(),
-                    "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+                    "57P01" | "57P02" | "57P03" | "53300" | "25006" | "40001" | "40P01"
                 )
                 || matches!(code.as_ref(), "5" | "6" | "261" | "517")
                 || d.message().contains("database is locked")

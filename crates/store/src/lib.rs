@@ -15,6 +15,7 @@
 mod actions;
 mod data_plane;
 mod db;
+mod failover;
 mod flavors;
 mod floating_ips;
 mod hosts;
