@@ -13,6 +13,7 @@
 //! project's resources takes the caller's scope explicitly.
 
 mod actions;
+mod conductors;
 mod data_plane;
 mod db;
 mod failover;
@@ -43,6 +44,7 @@ mod server_security_groups;
 mod workflows;
 mod zones;
 
+pub use conductors::ConductorPresence;
 pub use data_plane::BoundPort;
 pub use db::{Backend, Store, is_transient};
 pub use flavors::FlavorFilter;

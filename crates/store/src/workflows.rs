@@ -1,11 +1,14 @@
 //! Persisted workflows: the progress of multi-step operations (a server
 //! build, a delete) owned by one conductor at a time through a lease.
 //!
-//! A conductor that dies leaves its lease to expire; another conductor (or
+//! A conductor that dies leaves its lease behind; another conductor (or
 //! the same one restarted) then claims the workflow and resumes it from the
-//! recorded step. Every step is written with a conditional update on the
-//! step it expects, so a stale owner can never move a workflow backwards.
+//! recorded step: at once when the owner is known to be dead (ADR 0009,
+//! see `conductors`), after the lease otherwise. Every step is written
+//! with a conditional update on the step it expects, so a stale owner can
+//! never move a workflow backwards.
 
+use crate::conductors::dead_conductors_sql;
 use crate::db::{Store, db_error};
 use crate::row::RowExt;
 use cloud_model::{Error, InstanceId, Timestamp};
@@ -104,7 +107,8 @@ impl Store {
 
     /// Takes (or renews) the lease of an unfinished workflow for `owner`
     /// for `lease_secs`. Returns the workflow if we hold it now, `None` if
-    /// another live owner does or it is finished.
+    /// another live owner does or it is finished. An owner is live while
+    /// its lease runs, unless it is known to be dead.
     pub async fn workflow_claim(
         &self,
         id: &str,
@@ -135,12 +139,14 @@ impl Store {
         steal_waiting: bool,
     ) -> Result<Option<Workflow>, Error> {
         let now = Timestamp::now();
-        let r = sqlx::query(
+        let r = sqlx::query(&format!(
             "UPDATE workflows SET owner = $2, lease_until = $3, \
              attempts = attempts + CASE WHEN owner = $2 THEN 0 ELSE 1 END, updated_at = $4 \
              WHERE id = $1 AND finished_at IS NULL \
-             AND (owner IS NULL OR owner = $2 OR lease_until < $4 OR ($5 = 1 AND step = 'waiting'))",
-        )
+             AND (owner IS NULL OR owner = $2 OR lease_until < $4 OR ($5 = 1 AND step = 'waiting') \
+             OR owner IN ({}))",
+            dead_conductors_sql(self.backend(), "$4")
+        ))
         .bind(id)
         .bind(owner)
         .bind(now.plus_seconds(lease_secs).micros())
@@ -210,8 +216,12 @@ impl Store {
         Ok(())
     }
 
-    /// Unfinished workflows whose lease has expired (or never was taken and
-    /// is older than `stale_secs`): work a dead conductor left behind.
+    /// Work a dead conductor left behind: unfinished workflows whose owner
+    /// is known to be dead (at any step, `waiting` included: the host may
+    /// never have been told), and workflows not waiting for a host whose
+    /// lease has expired (or never was taken) and that did not move for
+    /// `stale_secs`. Workflows waiting for a host while their owner lives
+    /// are not listed: their deadline covers them.
     pub async fn workflows_orphaned(
         &self,
         stale_secs: i64,
@@ -219,8 +229,10 @@ impl Store {
     ) -> Result<Vec<Workflow>, Error> {
         let now = Timestamp::now();
         sqlx::query(&format!(
-            "SELECT {COLS} FROM workflows WHERE finished_at IS NULL AND lease_until < $1 \
-             AND updated_at < $2 ORDER BY updated_at LIMIT {}",
+            "SELECT {COLS} FROM workflows WHERE finished_at IS NULL AND (\
+             (step <> 'waiting' AND lease_until < $1 AND updated_at < $2) \
+             OR owner IN ({})) ORDER BY updated_at LIMIT {}",
+            dead_conductors_sql(self.backend(), "$1"),
             limit.max(1)
         ))
         .bind(now.micros())

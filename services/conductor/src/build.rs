@@ -10,6 +10,7 @@
 //! ERROR with a fault that says what happened on each host.
 
 use crate::Conductor;
+use crate::liveness::Claimed;
 use cloud_bus::{SCHEDULER_QUEUE, compute_queue};
 use cloud_model::instance::{Fault, Instance, PowerState, TaskState, VmState};
 use cloud_model::{Error, InstanceId, PortId, Timestamp};
@@ -73,38 +74,59 @@ impl Conductor {
         request_id: &str,
     ) -> Result<(), Error> {
         let wf_id = workflow_id(id, "build");
-        let Some(mut wf) = self
-            .store
-            .workflow_claim(&wf_id, &self.id, self.config.lease_secs)
-            .await?
-        else {
+        let Some(claimed) = self.claim(&wf_id, false).await? else {
             tracing::debug!(instance = %id, "build workflow finished or owned by another conductor");
             return Ok(());
         };
+        let r = self.run_build(&wf_id, claimed, request_id).await;
+        if r.is_err() {
+            self.release_after_failure(&wf_id).await;
+        }
+        r
+    }
+
+    /// The steps of a build we hold, from where it stands.
+    async fn run_build(
+        self: &Arc<Self>,
+        wf_id: &str,
+        claimed: Claimed,
+        request_id: &str,
+    ) -> Result<(), Error> {
+        let Claimed {
+            mut wf,
+            mut taken_over,
+        } = claimed;
+        let id = wf.instance_id;
         loop {
             let inst = self.store.instance_get_any(id).await?;
             if inst.deleted_at.is_some() || inst.task_state == Some(TaskState::Deleting) {
                 // The delete workflow takes it from here.
-                self.store.workflow_finish(&wf_id, "aborted").await?;
+                self.store.workflow_finish(wf_id, "aborted").await?;
                 return Ok(());
             }
             let mut data = BuildData::from(&wf);
             let next = match wf.step.as_str() {
                 "schedule" => self.step_schedule(&inst, &mut data, request_id).await?,
                 "networking" => self.step_networking(&inst, &mut data).await?,
-                "spawning" => return self.step_spawn(&wf_id, &inst, &data, request_id).await,
+                "spawning" => return self.step_spawn(wf_id, &inst, &data, request_id).await,
+                // Our predecessor recorded the step and may have died
+                // before the host heard of it.
+                "waiting" if taken_over => {
+                    return self.resend_spawn(&inst, &data, request_id).await;
+                }
                 _ => return Ok(()),
             };
+            taken_over = false;
             let Some(next) = next else { return Ok(()) };
             if !self
                 .store
-                .workflow_advance(&wf_id, &self.id, &wf.step, next, &data.to_value())
+                .workflow_advance(wf_id, &self.id, &wf.step, next, &data.to_value())
                 .await?
             {
                 tracing::info!(instance = %id, step = %wf.step, "build workflow moved on elsewhere");
                 return Ok(());
             }
-            wf = match self.store.workflow_get(&wf_id).await? {
+            wf = match self.store.workflow_get(wf_id).await? {
                 Some(w) => w,
                 None => return Ok(()),
             };
@@ -277,6 +299,37 @@ impl Conductor {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Sends the spawn of a build taken over while `waiting` again (a
+    /// no-op on a host that has the VM already, which then reports it
+    /// again), with a fresh deadline.
+    async fn resend_spawn(
+        self: &Arc<Self>,
+        inst: &Instance,
+        data: &BuildData,
+        request_id: &str,
+    ) -> Result<(), Error> {
+        let Some(host) = data.host.clone() else {
+            return Ok(());
+        };
+        tracing::info!(instance = %inst.id, %host, "took over a waiting build; sending the spawn again");
+        let spec = self.vm_spec(inst, &data.ports).await?;
+        self.store
+            .instance_update_state(
+                inst.id,
+                &StateUpdate {
+                    task_deadline: Some(Some(
+                        Timestamp::now().plus_seconds(self.config.spawn_timeout_secs),
+                    )),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let msg = ComputeMsg::Spawn {
+            spec: Box::new(spec),
+        };
+        self.cast(&compute_queue(&host), &msg, request_id).await
     }
 
     /// A host reported a successful spawn.

@@ -18,8 +18,15 @@ pub struct ConductorConfig {
     pub delete_timeout_secs: i64,
     /// Hosts tried per build (Nova's `max_attempts`).
     pub max_build_attempts: usize,
-    /// Lease of a workflow step; another conductor takes over after it.
+    /// Lease of a workflow step; another conductor takes over after it,
+    /// or at once when the holder is known to be dead (ADR 0009).
     pub lease_secs: i64,
+    /// Seconds between the conductor's liveness heartbeats.
+    pub heartbeat_secs: f64,
+    /// A conductor whose last heartbeat is older than this is dead (on
+    /// PostgreSQL a killed conductor is known dead sooner: its session
+    /// ends with it).
+    pub liveness_timeout_secs: i64,
     /// Seconds between reconciler passes.
     pub reconcile_interval_secs: f64,
     /// How long to wait for a scheduler's answer.
@@ -39,6 +46,8 @@ impl Default for ConductorConfig {
             delete_timeout_secs: 120,
             max_build_attempts: 3,
             lease_secs: 60,
+            heartbeat_secs: 2.0,
+            liveness_timeout_secs: 15,
             reconcile_interval_secs: 5.0,
             scheduler_timeout_secs: 60,
             reap_orphans: true,

@@ -10,11 +10,13 @@
 //!
 //! Workflow progress is persisted step by step with a lease, so several
 //! conductors can run against one database and a dead one's work is
-//! picked up by another (or by itself after a restart).
+//! picked up by another (or by itself after a restart): at once, because
+//! every conductor announces that it is alive (ADR 0009).
 
 mod build;
 pub mod config;
 mod delete;
+mod liveness;
 mod network_state;
 mod ports;
 mod reconcile;
@@ -132,6 +134,20 @@ impl Conductor {
         self: Arc<Self>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let mut presence = self.store.conductor_presence(
+            &self.id,
+            &cloud_service_common::hostname(),
+            self.config.liveness_timeout_secs,
+        );
+        // Announced before the first reconciler pass, which takes over the
+        // work of conductors that died (our predecessor, if we restarted).
+        if let Err(e) = presence.beat().await {
+            tracing::warn!(error = %e, "cannot record the conductor's liveness yet");
+        }
+        let (stop_liveness, liveness_stop) = tokio::sync::oneshot::channel();
+        let mut liveness = cloud_service_common::AbortOnDrop(tokio::spawn(
+            self.clone().liveness_loop(presence, liveness_stop),
+        ));
         let consumer = self.bus.consume(CONDUCTOR_QUEUE).await?;
         let reconciler =
             cloud_service_common::AbortOnDrop(tokio::spawn(self.clone().reconcile_loop()));
@@ -151,6 +167,8 @@ impl Conductor {
         .await;
         drop(reconciler);
         drop(heartbeat);
+        let _ = stop_liveness.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut liveness.0).await;
         tracing::info!(id = %self.id, "conductor stopped");
         Ok(())
     }

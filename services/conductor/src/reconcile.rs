@@ -1,10 +1,10 @@
 //! Reconcilers: nothing stays in a transitional state forever.
 //!
-//! Every pass (a) resumes workflows whose conductor died (their lease
-//! expired), (b) handles tasks past their deadline: a spawn that never
-//! reported counts as a failure on that host (the build moves on), a
-//! delete the host never confirmed completes without it, and a power
-//! action that never finished is cleared.
+//! Every pass (a) resumes workflows whose conductor died (known dead, or
+//! its lease expired), (b) handles tasks past their deadline: a spawn that
+//! never reported counts as a failure on that host (the build moves on), a
+//! delete the host never confirmed is sent again (or completes without a
+//! host that is down), and a power action that never finished is cleared.
 
 use crate::Conductor;
 use cloud_model::instance::{Instance, TaskState, VmState};
@@ -33,7 +33,9 @@ impl Conductor {
             .workflows_orphaned(self.config.lease_secs.min(30), 100)
             .await?
         {
-            if wf.step == "waiting" {
+            if wf.owner.as_deref() == Some(self.id.as_str()) && wf.lease_until > Timestamp::now() {
+                // We only look dead (our session was cut and is being
+                // replaced): our own handlers still hold it.
                 continue;
             }
             tracing::info!(workflow = %wf.id, step = %wf.step, "resuming an orphaned workflow");
@@ -54,23 +56,35 @@ impl Conductor {
         Ok(())
     }
 
+    /// The host did not confirm a delete in time. A host that is up is
+    /// asked again (marking the server deleted now would leave its VM
+    /// running); without a live host the delete completes without it.
+    async fn delete_timed_out(self: &Arc<Self>, inst: &Instance) -> Result<(), Error> {
+        let host = inst.host.clone().unwrap_or_default();
+        tracing::warn!(instance = %inst.id, %host, "the host did not confirm the delete in time");
+        let up = match &inst.host {
+            Some(h) => self.host_is_up(h).await?,
+            None => false,
+        };
+        if up {
+            self.store
+                .action_event(
+                    inst,
+                    "delete",
+                    "compute_terminate",
+                    inst.host.as_deref(),
+                    false,
+                    Some("the host did not confirm the delete in time; asked again"),
+                )
+                .await?;
+        }
+        self.send_destroy(inst, None, "req-reconcile").await
+    }
+
     async fn task_timed_out(self: &Arc<Self>, inst: &Instance) -> Result<(), Error> {
         let host = inst.host.clone().unwrap_or_default();
         match (inst.vm_state, inst.task_state) {
-            (_, Some(TaskState::Deleting)) => {
-                tracing::warn!(instance = %inst.id, %host, "the host did not confirm the delete in time");
-                self.store
-                    .action_event(
-                        inst,
-                        "delete",
-                        "compute_terminate",
-                        inst.host.as_deref(),
-                        false,
-                        Some("the host did not answer in time; the VM will be removed when it reports again"),
-                    )
-                    .await?;
-                self.delete_cleanup(inst).await
-            }
+            (_, Some(TaskState::Deleting)) => self.delete_timed_out(inst).await,
             (VmState::Building, _) => {
                 let build = self
                     .store
