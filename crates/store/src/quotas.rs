@@ -118,6 +118,21 @@ impl Store {
         tx.commit().await.map_err(db_error)
     }
 
+    /// Removes a project's own overrides of `resources` (back to the
+    /// defaults); its users' overrides stay.
+    pub async fn quota_unset(&self, project: &ProjectId, resources: &[&str]) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        for resource in resources {
+            sqlx::query("DELETE FROM quota_limits WHERE project_id = $1 AND resource = $2")
+                .bind(project.as_str())
+                .bind(*resource)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     /// Removes one user's overrides (back to the project's limits).
     pub async fn quota_reset_user(&self, project: &ProjectId, user: &UserId) -> Result<(), Error> {
         sqlx::query("DELETE FROM quota_limits WHERE project_id = $1")

@@ -51,7 +51,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(versions::network_v2))
         .routes(routes!(extensions::extension_list))
         .routes(routes!(extensions::extension_show))
-        .routes(routes!(quotas::network_quota_show))
+        .routes(routes!(
+            quotas::network_quota_show,
+            quotas::network_quota_update,
+            quotas::network_quota_reset
+        ))
         .routes(routes!(quotas::network_quota_default))
         .routes(routes!(quotas::network_quota_details))
         .routes(routes!(networks::network_list, networks::network_create))

@@ -16,6 +16,7 @@ use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
 use crate::network::network_checks::{self, ProviderRequest};
 use crate::network::notify::{Changed, Notifier};
+use crate::network::quotas::ensure_room;
 use crate::network::{
     check_len, created, ensure_owner, name_and_description, ok, path_id, target_project, views,
 };
@@ -149,6 +150,7 @@ pub async fn network_create(
     let network_config = &state.config().network;
     let segment = network_checks::segment(&provider, &network_config.physical_networks)?;
     let mtu = network_checks::mtu(req.mtu, segment.network_type)?;
+    ensure_room(&state, &project, "network").await?;
     let now = Timestamp::now();
     let net = Network {
         id: NetworkId::new(),

@@ -24,6 +24,7 @@ use crate::network::notify::{Changed, Notifier};
 use crate::network::port_checks::{
     self, AddressPairRequest, FixedIpRequest, PortSecurity, ensure_network_owner,
 };
+use crate::network::quotas::ensure_room;
 use crate::network::{
     body_id, check_len, created, name_and_description, ok, path_id, target_project, views,
 };
@@ -221,6 +222,7 @@ pub async fn port_create(
         true => security_groups(&state, &project, req.security_groups.as_deref()).await?,
         false => Vec::new(),
     };
+    ensure_room(&state, &project, "port").await?;
     let new = NewPort {
         network_id,
         project_id: project,

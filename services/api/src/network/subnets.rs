@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::network::filters::Filters;
 use crate::network::notify::{Changed, Notifier};
+use crate::network::quotas::ensure_room;
 use crate::network::subnet_checks::{self, HostRouteRequest, PoolRequest};
 use crate::network::{
     body_id, check_len, created, ensure_owner, name_and_description, nullable, ok, path_id,
@@ -151,6 +152,7 @@ pub async fn subnet_create(
         subnet_checks::dns_nameservers(req.dns_nameservers.as_deref().unwrap_or_default())?;
     let host_routes = subnet_checks::host_routes(req.host_routes.as_deref().unwrap_or_default())?;
     let (name, description) = name_and_description(req.name, req.description)?;
+    ensure_room(&state, &project, "subnet").await?;
     let subnet = state
         .store()
         .subnet_create(&NewSubnet {
