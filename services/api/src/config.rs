@@ -52,6 +52,21 @@ pub struct ApiConfig {
     /// The metadata endpoint for guests (`[api.metadata]`).
     #[serde(default = "MetadataConfig::from_env")]
     pub metadata: MetadataConfig,
+    /// Longest a client may take to send a request's headers, counted
+    /// from its first byte (or from connecting, for the first request);
+    /// slower connections are closed (slowloris).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: f64,
+    /// A kept-alive connection with no request in progress is closed
+    /// after this long.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: f64,
+    /// Most client connections open at once. At the cap a new connection
+    /// closes the longest-idle one, or waits briefly for one to finish and
+    /// is closed if none does. Lowered at start to fit the process's
+    /// open-file limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// The guests' metadata endpoint (`/metadata`, Nova's metadata API behind
@@ -200,6 +215,18 @@ fn default_token_purge_interval() -> u64 {
     300
 }
 
+fn default_header_read_timeout() -> f64 {
+    30.0
+}
+
+fn default_idle_timeout() -> f64 {
+    75.0
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
 impl ApiConfig {
     /// A configuration for tests and the all-in-one binary.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
@@ -217,6 +244,9 @@ impl ApiConfig {
             network: NetworkConfig::default(),
             metadata: MetadataConfig::default(),
             token_purge_interval_secs: default_token_purge_interval(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
