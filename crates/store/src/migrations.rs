@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../../../migrations/0006_idempotency.sql"),
     ),
+    (
+        8,
+        "conductor_liveness",
+        include_str!("../../../migrations/0008_conductor_liveness.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
