@@ -220,6 +220,11 @@ impl Service {
     }
 }
 
+/// What a 503 tells a client to wait (`Retry-After`, seconds) unless the
+/// handler set its own: about what a database restart or a standby's
+/// promotion takes.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Response mapper installed on each service's routes: renders faults in
 /// the service's format and status.
 pub async fn render_faults(service: Service, resp: Response) -> Response {
@@ -243,6 +248,14 @@ pub async fn render_faults(service: Service, resp: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // A 503 is a passing state (the database restarting or failing over,
+    // a bounded resource busy): tell clients when to come back.
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        parts
+            .headers
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS));
+    }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
@@ -269,6 +282,15 @@ mod tests {
             Service::Network.status(&FaultKind::OverQuota),
             StatusCode::CONFLICT
         );
+    }
+
+    #[tokio::test]
+    async fn unavailable_says_when_to_come_back() {
+        let resp =
+            ApiError::from(Error::unavailable("the database is unavailable")).into_response();
+        let resp = render_faults(Service::Compute, resp).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
     }
 
     #[test]
