@@ -1,7 +1,7 @@
 //! Request ids: one per request, on the response and on every log line;
 //! the request's span is the root of its trace.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -25,9 +25,15 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // Spans are named after the route (`/servers/{server_id}`), not the
+    // path with its ids, so a backend groups them.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{} {}", req.method(), req.uri().path()),
+        otel.name = %format_args!("{} {route}", req.method()),
         otel.kind = "server",
         request_id = %id,
         method = %req.method(),
