@@ -7,7 +7,10 @@
 //!
 //! ```text
 //! cloud-aio --data-dir ./data --listen 127.0.0.1:8080 [--driver auto|libvirt|fake]
+//!           [--metrics-listen 127.0.0.1:9100]
 //! ```
+//!
+//! `/metrics` is served only on `--metrics-listen`.
 //!
 //! The local compute host runs real VMs through libvirt when it can
 //! (`--driver auto`, see [`driver`]); `scripts/aio` prepares the machine
@@ -53,6 +56,10 @@ struct Args {
     /// Public URL for the catalog (default: from each request's Host).
     #[arg(long)]
     public_url: Option<String>,
+    /// Where to serve Prometheus `/metrics` (an address only operators
+    /// reach); unset, metrics are not served. Never on `--listen`.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Hypervisor driver of the local compute host.
     #[arg(long, value_enum, default_value = "auto")]
     driver: DriverChoice,
@@ -156,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ApiConfig::for_data_dir(args.data_dir.clone());
     config.listen = args.listen;
     config.public_url = args.public_url.clone();
+    config.metrics_listen = args.metrics_listen;
     config.metadata.shared_secret = Some(metadata_secret);
     config
         .network
@@ -167,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
         cloud_service_common::shutdown_signal(),
     )?;
     tracing::info!(addr = %handle.addr, data_dir = %args.data_dir.display(), "cloud-aio is up");
+    if let Some(metrics) = handle.metrics_addr {
+        tracing::info!(addr = %metrics, "metrics served on http://{metrics}/metrics");
+    }
     println!(
         "cloud-aio listening on http://{0}/ (identity: http://{0}/identity/v3)",
         handle.addr

@@ -67,6 +67,11 @@ pub struct ApiConfig {
     /// open-file limit.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Where to serve Prometheus `/metrics` (a separate listener, for the
+    /// operators' network only); unset, metrics are not served. The main
+    /// listener never serves them.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The guests' metadata endpoint (`/metadata`, Nova's metadata API behind
@@ -247,6 +252,7 @@ impl ApiConfig {
             header_read_timeout_secs: default_header_read_timeout(),
             idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),
+            metrics_listen: None,
         }
     }
 }

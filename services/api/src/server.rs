@@ -23,6 +23,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 /// The complete application: all services, request ids, body limits.
+/// Not `/metrics`: that is served only on `[api] metrics_listen`.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     let (router, _spec) = crate::openapi::api_router().split_for_parts();
@@ -39,18 +40,6 @@ pub fn app(state: AppState) -> Router {
             )
             .await
         })
-        .route(
-            "/metrics",
-            axum::routing::get(|| async {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
-                    )],
-                    cloud_service_common::metrics::render(),
-                )
-            }),
-        )
         // The guests' metadata API: signed by the data plane's proxies,
         // not in the OpenAPI document.
         .merge(crate::metadata::router())
@@ -67,6 +56,8 @@ pub fn app(state: AppState) -> Router {
 pub struct ServeHandle {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when `[api] metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// Completes when the server has stopped.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -80,7 +71,7 @@ pub struct ServeHandle {
 /// request; at `max_connections` a new connection closes the longest-idle
 /// one (or waits briefly for one to end, and is closed if none does), so
 /// idle or slow clients can neither lock others out nor exhaust the
-/// process's descriptors.
+/// process's descriptors. `/metrics` is served on `metrics_listen` only.
 pub fn serve(
     listener: TcpListener,
     state: AppState,
@@ -88,18 +79,56 @@ pub fn serve(
 ) -> std::io::Result<ServeHandle> {
     let addr = listener.local_addr()?;
     let limits = ConnectionLimits::from_config(state.config())?;
+    let metrics = match state.config().metrics_listen {
+        Some(at) => {
+            let l = std::net::TcpListener::bind(at)
+                .map_err(|e| io::Error::new(e.kind(), format!("metrics_listen {at}: {e}")))?;
+            l.set_nonblocking(true)?;
+            Some(TcpListener::from_std(l)?)
+        }
+        None => None,
+    };
+    let metrics_addr = match &metrics {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let app = NormalizePathLayer::trim_trailing_slash().layer(app(state).layer(from_fn(track)));
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         Conn,
     >(app);
     let main = Limited::new(listener, limits, "api");
-    let task = tokio::spawn(async move {
-        axum::serve(main, service)
-            .with_graceful_shutdown(shutdown)
-            .await
+    let metrics = metrics.map(|l| {
+        // Scrapers need a connection or two; the rest of the budget is the
+        // API's.
+        let limits = ConnectionLimits {
+            max_connections: METRICS_CONNECTIONS,
+            ..limits
+        };
+        Limited::new(l, limits, "metrics")
     });
-    Ok(ServeHandle { addr, task })
+    let task = tokio::spawn(async move {
+        let metrics = metrics.map(|l| {
+            tokio::spawn(
+                async move { axum::serve(l, cloud_service_common::metrics::router()).await },
+            )
+        });
+        let served = axum::serve(main, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(m) = metrics {
+            m.abort();
+        }
+        served
+    });
+    Ok(ServeHandle {
+        addr,
+        metrics_addr,
+        task,
+    })
 }
+
+/// Connections the metrics listener takes at once.
+const METRICS_CONNECTIONS: usize = 8;
 
 /// How long a connection beyond the cap waits for a slot (after asking
 /// the longest-idle connection to close) before it is closed.
