@@ -346,7 +346,7 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     assert_eq!(limit("instances"), 10, "{quota}");
     assert_eq!(limit("cores"), 20);
     assert_eq!(limit("security_groups"), 10);
-    assert_eq!(limit("networks"), -1);
+    assert_eq!(limit("networks"), 100);
     let limits = t.osc_json(&["limits", "show", "--absolute"]).await;
     let value = |name: &str| one(&limits, "Name", name)["Value"].clone();
     assert_eq!(value("max_total_instances"), 10, "{limits}");
