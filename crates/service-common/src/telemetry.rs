@@ -12,7 +12,8 @@
 //! Spans are exported over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) names a collector, the
 //! variables every OpenTelemetry SDK reads; without it no span is recorded
-//! for export and messages are sent as before ([`crate::otlp`]).
+//! for export and messages are sent as before (module `otlp`,
+//! docs/adr/0010-tracing-export.md).
 
 use crate::otlp::{AttrValue, Resource, Sender, SpanRecorder};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
