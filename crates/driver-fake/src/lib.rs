@@ -54,6 +54,9 @@ struct FakeVm {
     name: String,
     power: PowerState,
     console: Vec<String>,
+    /// Suspended: its memory is "on disk" (it shows as shut off, as a
+    /// libvirt domain with a managed-save image does).
+    saved: bool,
 }
 
 #[derive(Debug, Default)]
@@ -217,6 +220,7 @@ impl Driver for FakeDriver {
                 name: spec.name.clone(),
                 power: PowerState::Running,
                 console,
+                saved: false,
             },
         );
         Ok(())
@@ -231,7 +235,12 @@ impl Driver for FakeDriver {
         self.with_vm(id, |vm| {
             if vm.power != PowerState::Running {
                 vm.power = PowerState::Running;
-                vm.console.push(format!("{} login: booted", vm.name));
+                if std::mem::take(&mut vm.saved) {
+                    // As libvirt does: starting a saved domain restores it.
+                    vm.console.push("TESTGUEST RESUMED".to_owned());
+                } else {
+                    vm.console.push(format!("{} login: booted", vm.name));
+                }
             }
             Ok(())
         })
@@ -243,6 +252,8 @@ impl Driver for FakeDriver {
                 vm.power = PowerState::Shutdown;
                 vm.console.push("TESTGUEST POWEROFF".to_owned());
             }
+            // Stopping a saved domain throws its saved memory away.
+            vm.saved = false;
             Ok(())
         })
     }
@@ -256,9 +267,69 @@ impl Driver for FakeDriver {
                 });
             }
             vm.power = PowerState::Running;
+            vm.saved = false;
             vm.console.push(format!("reboot ({kind:?})"));
             vm.console.push(format!("{} login: booted", vm.name));
             Ok(())
+        })
+    }
+
+    async fn pause(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| match vm.power {
+            PowerState::Paused => Ok(()),
+            PowerState::Running => {
+                vm.power = PowerState::Paused;
+                Ok(())
+            }
+            current => Err(DriverError::InvalidState {
+                current,
+                requested: Op::Pause,
+            }),
+        })
+    }
+
+    async fn unpause(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| match vm.power {
+            PowerState::Running => Ok(()),
+            PowerState::Paused => {
+                vm.power = PowerState::Running;
+                Ok(())
+            }
+            current => Err(DriverError::InvalidState {
+                current,
+                requested: Op::Unpause,
+            }),
+        })
+    }
+
+    async fn suspend(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| match vm.power {
+            PowerState::Shutdown if vm.saved => Ok(()),
+            PowerState::Running | PowerState::Paused => {
+                vm.power = PowerState::Shutdown;
+                vm.saved = true;
+                Ok(())
+            }
+            current => Err(DriverError::InvalidState {
+                current,
+                requested: Op::Suspend,
+            }),
+        })
+    }
+
+    async fn resume(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.with_vm(id, |vm| match vm.power {
+            PowerState::Running => Ok(()),
+            PowerState::Shutdown if vm.saved => {
+                vm.power = PowerState::Running;
+                vm.saved = false;
+                vm.console.push("TESTGUEST RESUMED".to_owned());
+                Ok(())
+            }
+            current => Err(DriverError::InvalidState {
+                current,
+                requested: Op::Resume,
+            }),
         })
     }
 

@@ -19,6 +19,14 @@ pub enum Op {
     PowerOff,
     /// Rebooting a VM.
     Reboot,
+    /// Freezing a VM in memory.
+    Pause,
+    /// Thawing a paused VM.
+    Unpause,
+    /// Saving a VM's memory to disk and stopping it.
+    Suspend,
+    /// Restoring a suspended VM.
+    Resume,
     /// Reading a VM's state.
     Info,
     /// Listing VMs.
@@ -38,6 +46,10 @@ impl fmt::Display for Op {
             Op::PowerOn => "power on",
             Op::PowerOff => "power off",
             Op::Reboot => "reboot",
+            Op::Pause => "pause",
+            Op::Unpause => "unpause",
+            Op::Suspend => "suspend",
+            Op::Resume => "resume",
             Op::Info => "get info of",
             Op::List => "list",
             Op::Console => "read the console of",
@@ -59,6 +71,15 @@ pub enum DriverError {
         current: PowerState,
         /// What was asked.
         requested: Op,
+    },
+    /// This driver cannot do the operation at all (not a transient
+    /// failure: the user is told, and trying again will not help).
+    #[error("the {driver} driver cannot {op} VMs")]
+    Unsupported {
+        /// The driver's kind.
+        driver: &'static str,
+        /// What was asked.
+        op: Op,
     },
     /// The image could not be used (download failed, checksum mismatch,
     /// unsupported format). The message is shown to the user as the fault.

@@ -50,6 +50,47 @@ pub trait Driver: Send + Sync + 'static {
     /// timeout; `Hard` resets it. A stopped VM is started by a hard reboot.
     async fn reboot(&self, id: InstanceId, kind: RebootKind) -> Result<(), DriverError>;
 
+    /// Freezes a running VM in memory (its vCPUs stop; memory and devices
+    /// stay). `Ok` if it is already paused. Drivers that cannot say so
+    /// with [`DriverError::Unsupported`], the default.
+    async fn pause(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Pause,
+        })
+    }
+
+    /// Lets a paused VM run again from where it stopped. `Ok` if it runs.
+    async fn unpause(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Unpause,
+        })
+    }
+
+    /// Saves a running (or paused) VM's memory to disk and stops it, so it
+    /// holds no CPU or memory on the host until resumed. `Ok` if it is
+    /// already suspended.
+    async fn suspend(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Suspend,
+        })
+    }
+
+    /// Restores a suspended VM from its saved memory: the guest carries on
+    /// where it was (no reboot). `Ok` if it runs.
+    async fn resume(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Resume,
+        })
+    }
+
     /// The VM's current state.
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError>;
 

@@ -129,6 +129,14 @@ pub enum TaskState {
     PoweringOff,
     /// Start in progress.
     PoweringOn,
+    /// Pause in progress.
+    Pausing,
+    /// Unpause in progress.
+    Unpausing,
+    /// Suspend in progress.
+    Suspending,
+    /// Resume in progress.
+    Resuming,
     /// Delete in progress.
     Deleting,
 }
@@ -144,6 +152,10 @@ impl TaskState {
             TaskState::RebootingHard => "rebooting_hard",
             TaskState::PoweringOff => "powering-off",
             TaskState::PoweringOn => "powering-on",
+            TaskState::Pausing => "pausing",
+            TaskState::Unpausing => "unpausing",
+            TaskState::Suspending => "suspending",
+            TaskState::Resuming => "resuming",
             TaskState::Deleting => "deleting",
         }
     }
@@ -158,6 +170,10 @@ impl TaskState {
             "rebooting_hard" => TaskState::RebootingHard,
             "powering-off" => TaskState::PoweringOff,
             "powering-on" => TaskState::PoweringOn,
+            "pausing" => TaskState::Pausing,
+            "unpausing" => TaskState::Unpausing,
+            "suspending" => TaskState::Suspending,
+            "resuming" => TaskState::Resuming,
             "deleting" => TaskState::Deleting,
             _ => return None,
         })
@@ -247,6 +263,10 @@ mod tests {
             "spawning",
             "rebooting_hard",
             "powering-off",
+            "pausing",
+            "unpausing",
+            "suspending",
+            "resuming",
             "deleting",
         ] {
             assert_eq!(TaskState::parse(t).unwrap().as_str(), t);
@@ -501,5 +521,51 @@ pub struct ServerGroup {
     /// Members.
     pub members: Vec<InstanceId>,
     /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// Who locked a server, in Nova's terms: a lock taken by someone of the
+/// server's own project can be lifted by anyone of that project, one taken
+/// by an admin of another project only by an admin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockedBy {
+    /// Someone of the server's project.
+    Owner,
+    /// An admin acting on another project's server.
+    Admin,
+}
+
+impl LockedBy {
+    /// The stored name (Nova's `locked_by`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockedBy::Owner => "owner",
+            LockedBy::Admin => "admin",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(LockedBy::Owner),
+            "admin" => Some(LockedBy::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A server's lock: while it is held, non-admins cannot act on the server
+/// (stop, start, reboot, pause, suspend, delete, ...), so a server someone
+/// depends on is not switched off by accident.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceLock {
+    /// Owner or admin.
+    pub locked_by: LockedBy,
+    /// The user who took it (for the record).
+    pub user_id: UserId,
+    /// Why, as given (`locked_reason`).
+    pub reason: Option<String>,
+    /// When.
     pub created_at: Timestamp,
 }

@@ -129,11 +129,19 @@ pub enum HostEvent {
     PoweredOff,
     /// The VM was rebooted.
     Rebooted,
+    /// The VM was paused (frozen in memory).
+    Paused,
+    /// The paused VM runs again.
+    Unpaused,
+    /// The VM's memory was saved to disk and the VM stopped.
+    Suspended,
+    /// The suspended VM was restored and runs.
+    Resumed,
     /// The VM and its host resources are gone.
     Destroyed,
     /// A power action failed.
     ActionFailed {
-        /// `stop`, `start`, `reboot`.
+        /// `stop`, `start`, `reboot`, `pause`, `unpause`, `suspend`, `resume`.
         action: String,
         /// Why.
         message: String,
@@ -199,6 +207,27 @@ pub enum ComputeMsg {
         instance_id: InstanceId,
         /// Soft or hard.
         kind: RebootKind,
+    },
+    /// Pause a running VM. Answered by `Paused` or `ActionFailed`.
+    Pause {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Unpause a paused VM. Answered by `Unpaused` or `ActionFailed`.
+    Unpause {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Suspend a VM (memory to disk). Answered by `Suspended` or
+    /// `ActionFailed`.
+    Suspend {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Resume a suspended VM. Answered by `Resumed` or `ActionFailed`.
+    Resume {
+        /// The server.
+        instance_id: InstanceId,
     },
     /// The host's desired data plane changed: pull it from the conductor
     /// ([`ConductorMsg::GetHostNetwork`]) and apply it. Carries no state,

@@ -5,6 +5,8 @@
 //! and the loser learns which state blocked it. Reports from compute hosts
 //! are generation-guarded: an old report never overwrites a newer one.
 
+mod locks;
+
 use crate::Scope;
 use crate::db::{Store, db_error};
 use crate::row::RowExt;

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "conductor_liveness",
         include_str!("../../../migrations/0008_conductor_liveness.sql"),
     ),
+    (
+        9,
+        "server_lock",
+        include_str!("../../../migrations/0009_server_lock.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

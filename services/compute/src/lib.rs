@@ -227,6 +227,38 @@ impl Agent {
                 .await;
                 None
             }
+            ComputeMsg::Pause { instance_id } => {
+                let op = self.driver.pause(instance_id);
+                self.power_action(instance_id, request_id, "pause", async {
+                    op.await.map(|_| HostEvent::Paused)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Unpause { instance_id } => {
+                let op = self.driver.unpause(instance_id);
+                self.power_action(instance_id, request_id, "unpause", async {
+                    op.await.map(|_| HostEvent::Unpaused)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Suspend { instance_id } => {
+                let op = self.driver.suspend(instance_id);
+                self.power_action(instance_id, request_id, "suspend", async {
+                    op.await.map(|_| HostEvent::Suspended)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Resume { instance_id } => {
+                let op = self.driver.resume(instance_id);
+                self.power_action(instance_id, request_id, "resume", async {
+                    op.await.map(|_| HostEvent::Resumed)
+                })
+                .await;
+                None
+            }
             ComputeMsg::SyncNetwork { reason } => {
                 tracing::debug!(%reason, "network sync requested");
                 self.network.request();

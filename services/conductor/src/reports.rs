@@ -248,6 +248,50 @@ impl Conductor {
                     Ok(())
                 }
             }
+            HostEvent::Paused => {
+                self.finish_action(
+                    &inst,
+                    host,
+                    TaskState::Pausing,
+                    "pause",
+                    VmState::Paused,
+                    power_state,
+                )
+                .await
+            }
+            HostEvent::Unpaused => {
+                self.finish_action(
+                    &inst,
+                    host,
+                    TaskState::Unpausing,
+                    "unpause",
+                    VmState::Active,
+                    power_state,
+                )
+                .await
+            }
+            HostEvent::Suspended => {
+                self.finish_action(
+                    &inst,
+                    host,
+                    TaskState::Suspending,
+                    "suspend",
+                    VmState::Suspended,
+                    power_state,
+                )
+                .await
+            }
+            HostEvent::Resumed => {
+                self.finish_action(
+                    &inst,
+                    host,
+                    TaskState::Resuming,
+                    "resume",
+                    VmState::Active,
+                    power_state,
+                )
+                .await
+            }
             HostEvent::ActionFailed { action, message } => {
                 if inst.task_state.is_some() {
                     self.store

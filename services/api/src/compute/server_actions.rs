@@ -1,5 +1,6 @@
 //! `POST /servers/{id}/action`: start, stop, reboot, the console log, and
-//! adding or removing a security group.
+//! adding or removing a security group; lock/unlock (`server_lock`) and
+//! pause/unpause/suspend/resume (`server_pause`) live in their own modules.
 //!
 //! Power actions move the server into a task state with a conditional
 //! update (a conflicting state is a 409 that names it), record an instance
@@ -7,6 +8,8 @@
 //! the host's report.
 
 use crate::auth::{Action, Ctx};
+use crate::compute::server_lock::{self, refuse_if_locked};
+use crate::compute::server_pause::{Freeze, freeze};
 use crate::compute::server_security_groups::change_security_group;
 use crate::compute::servers::load;
 use crate::error::{ApiError, ApiResult, FaultKind};
@@ -150,15 +153,24 @@ pub async fn server_action(
         "removeSecurityGroup" => {
             change_security_group(&state, &ctx, &id, action, args, GroupChange::Remove).await
         }
+        "lock" => server_lock::lock(&state, &ctx, &id, &request_id, args).await,
+        "unlock" => server_lock::unlock(&state, &ctx, &id, &request_id).await,
+        "pause" => freeze(&state, &ctx, &id, &request_id, Freeze::Pause).await,
+        "unpause" => freeze(&state, &ctx, &id, &request_id, Freeze::Unpause).await,
+        "suspend" => freeze(&state, &ctx, &id, &request_id, Freeze::Suspend).await,
+        "resume" => freeze(&state, &ctx, &id, &request_id, Freeze::Resume).await,
         other => Err(ApiError::bad_request(format!(
             "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
-             os-getConsoleOutput, addSecurityGroup and removeSecurityGroup."
+             pause, unpause, suspend, resume, lock, unlock, os-getConsoleOutput, \
+             addSecurityGroup and removeSecurityGroup."
         ))),
     }
 }
 
+/// Starts a power-like action: refused on a locked server (non-admins),
+/// then the task state, the instance action, and the cast to the host.
 #[allow(clippy::too_many_arguments)]
-async fn power(
+pub(crate) async fn power(
     state: &AppState,
     ctx: &Ctx,
     inst: &Instance,
@@ -179,6 +191,7 @@ async fn power(
             ),
         ));
     };
+    refuse_if_locked(state, ctx, inst).await?;
     state
         .store()
         .instance_begin_task(

@@ -324,6 +324,7 @@ pub async fn server_delete(
     if inst.task_state == Some(TaskState::Deleting) {
         return Ok(StatusCode::NO_CONTENT);
     }
+    crate::compute::server_lock::refuse_if_locked(&state, &ctx, &inst).await?;
     let scope = ctx.read_scope()?;
     let all_vm = [
         VmState::Building,
@@ -341,6 +342,10 @@ pub async fn server_delete(
         TaskState::RebootingHard,
         TaskState::PoweringOff,
         TaskState::PoweringOn,
+        TaskState::Pausing,
+        TaskState::Unpausing,
+        TaskState::Suspending,
+        TaskState::Resuming,
     ];
     let deadline = Timestamp::now().plus_seconds(900);
     match state
