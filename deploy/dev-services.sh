@@ -47,3 +47,9 @@ if ! port_open 5672; then
     wait_port 5672 RabbitMQ
 fi
 echo "RabbitMQ is up on 127.0.0.1:5672"
+
+# crates/bus/tests/cluster.rs and tls.rs start RabbitMQ nodes of their own
+# (other names and ports; the broker above is left alone) from the
+# installed binaries, and make certificates with the openssl CLI.
+command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+command -v openssl >/dev/null 2>&1 || apt_install openssl

@@ -15,13 +15,14 @@
 //! keeps every step visible and testable.
 
 use super::wire::{queue_arguments, redact, short};
-use super::{QueueType, Shared};
+use super::{QueueType, Shared, TlsFiles};
 use crate::{BusError, Envelope};
 use futures::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::collections::HashSet;
@@ -207,6 +208,19 @@ impl Link {
         })
     }
 
+    /// Replaces the publishing channel `channel` with a new one at the next
+    /// publish (no-op if it was replaced already). Used after the broker
+    /// nacked a message: the broker keeps per-channel state for each quorum
+    /// queue published to, and after a leader change that state can go on
+    /// refusing messages the queue would accept on a fresh channel.
+    pub(crate) async fn discard_publisher(&self, channel: &Channel) {
+        let mut p = self.publisher.lock().await;
+        if p.channel.as_ref().is_some_and(|c| c.id() == channel.id()) {
+            p.channel = None;
+            let _ = channel.close(200, "replaced after a nack".into()).await;
+        }
+    }
+
     /// Resolves when the connection is lost.
     async fn lost(&self) {
         let mut tick = tokio::time::interval(HEALTH_INTERVAL);
@@ -260,13 +274,43 @@ async fn connect(shared: &Shared) -> Result<(Connection, usize), BusError> {
     )))
 }
 
-/// One connection attempt to `url`.
+/// One connection attempt to `url`, with the configured certificates
+/// (used by `amqps://` URLs only).
 async fn connect_to(shared: &Shared, url: &str) -> Result<Connection, String> {
     let props = ConnectionProperties::default()
         .with_connection_name(shared.config.connection_name.clone().into());
-    Connection::connect(url, props)
+    let tls = tls_config(&shared.config.tls)?;
+    let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+    Connection::connect_with_config(url, props, tls, runtime)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The TLS settings from the configured PEM files, read now so that a
+/// renewed certificate is used from the next connection on.
+fn tls_config(files: &TlsFiles) -> Result<OwnedTLSConfig, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let cert_chain = match &files.ca_file {
+        Some(p) => Some(
+            String::from_utf8(read(p)?)
+                .map_err(|_| format!("{} is not a PEM file", p.display()))?,
+        ),
+        None => None,
+    };
+    let identity = match (&files.cert_file, &files.key_file) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        (None, None) => None,
+        _ => return Err("a client certificate needs both cert_file and key_file".to_owned()),
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
 }
 
 async fn open_publisher(conn: &Connection) -> Result<Channel, lapin::Error> {

@@ -336,7 +336,10 @@ impl Shared {
                     declared_name.unwrap_or("?")
                 ))
             }
-            lapin::Confirmation::Nack(_) => Err("the broker refused the message".to_owned()),
+            lapin::Confirmation::Nack(_) => {
+                link.discard_publisher(&ch.channel).await;
+                Err("the broker refused the message".to_owned())
+            }
         }
     }
 

@@ -9,6 +9,10 @@
 
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod cases;
+pub mod rabbit;
+
 use cloud_bus::{AmqpBus, AmqpConfig, Bus, Consumer, Delivery, Envelope, InProcBus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
