@@ -13,6 +13,11 @@ pub async fn connect(cfg: &BusConfig) -> anyhow::Result<Arc<dyn Bus>> {
     let mut amqp = AmqpConfig::new("", cfg.prefix.clone());
     amqp.urls = cfg.urls();
     amqp.queue_type = cfg.queue_type;
+    amqp.tls = cloud_bus::TlsFiles {
+        ca_file: cfg.tls.ca_file.clone(),
+        cert_file: cfg.tls.cert_file.clone(),
+        key_file: cfg.tls.key_file.clone(),
+    };
     amqp.connection_name = format!(
         "{}@{}",
         std::env::args()

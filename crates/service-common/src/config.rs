@@ -80,6 +80,25 @@ pub struct BusConfig {
     /// service of one cloud must use the same value.
     #[serde(default)]
     pub queue_type: cloud_bus::QueueType,
+    /// `[bus.tls]`: certificates for `amqps://` URLs.
+    #[serde(default)]
+    pub tls: BusTlsConfig,
+}
+
+/// `[bus.tls]`: PEM files for AMQP over TLS (see deploy/HA.md).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusTlsConfig {
+    /// The CA that signed the brokers' certificates (a private CA), in
+    /// addition to the system trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Our client certificate, for brokers that verify peers.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The unencrypted private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_prefix() -> String {
