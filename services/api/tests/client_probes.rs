@@ -89,7 +89,10 @@ async fn network_quotas_show_limits_defaults_and_use() {
     let r = c.get(&format!("/network/v2.0/quotas/{p}/details")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let q = &r.body["quota"];
-    assert_eq!(q["network"], json!({"limit": 100, "used": 1, "reserved": 0}));
+    assert_eq!(
+        q["network"],
+        json!({"limit": 100, "used": 1, "reserved": 0})
+    );
     assert_eq!(q["subnet"]["used"], 1, "{q}");
     assert_eq!(q["port"]["used"], 1, "{q}");
     assert_eq!(q["security_group"]["limit"], 3);
