@@ -10,12 +10,14 @@
 //!           [--metrics-listen 127.0.0.1:9100]
 //! ```
 //!
-//! `/metrics` is served only on `--metrics-listen`.
+//! The data directory is private (0700, the database 0600; see
+//! [`data_dir`]) and `/metrics` is served only on `--metrics-listen`.
 //!
 //! The local compute host runs real VMs through libvirt when it can
 //! (`--driver auto`, see [`driver`]); `scripts/aio` prepares the machine
 //! and builds with or without libvirt accordingly.
 
+mod data_dir;
 mod driver;
 mod public_net;
 mod service_user;
@@ -95,9 +97,10 @@ impl Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing("info");
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
-    let db = args.data_dir.join("cloud.db");
+    // Traversable only while libvirt may be used; closed again below if
+    // the fake driver runs.
+    let qemu_may_traverse = !matches!(args.driver, DriverChoice::Fake);
+    let db = data_dir::prepare(&args.data_dir, data_dir::dir_mode(qemu_may_traverse))?;
     let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .context("cannot open the database")?;
@@ -149,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     tracing::info!(host = %local, driver = driver.kind(), "local compute host");
+    if qemu_may_traverse && driver.kind() != "libvirt" {
+        data_dir::set_mode(&args.data_dir, data_dir::dir_mode(false))?;
+    }
     let agent = Agent::new(args.local_agent(&local), bus.clone(), driver);
     tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
     for i in 1..=args.fake_hosts {
