@@ -10,7 +10,6 @@
 //! ERROR with a fault that says what happened on each host.
 
 use crate::Conductor;
-use crate::liveness::Claimed;
 use cloud_bus::{SCHEDULER_QUEUE, compute_queue};
 use cloud_model::instance::{Fault, Instance, PowerState, TaskState, VmState};
 use cloud_model::{Error, InstanceId, PortId, Timestamp};
@@ -78,10 +77,13 @@ impl Conductor {
             tracing::debug!(instance = %id, "build workflow finished or owned by another conductor");
             return Ok(());
         };
-        let r = self.run_build(&wf_id, claimed, request_id).await;
+        let r = self
+            .run_build(&wf_id, claimed.wf.clone(), claimed.taken_over, request_id)
+            .await;
         if r.is_err() {
             self.release_after_failure(&wf_id).await;
         }
+        drop(claimed);
         r
     }
 
@@ -89,13 +91,10 @@ impl Conductor {
     async fn run_build(
         self: &Arc<Self>,
         wf_id: &str,
-        claimed: Claimed,
+        mut wf: Workflow,
+        mut taken_over: bool,
         request_id: &str,
     ) -> Result<(), Error> {
-        let Claimed {
-            mut wf,
-            mut taken_over,
-        } = claimed;
         let id = wf.instance_id;
         loop {
             let inst = self.store.instance_get_any(id).await?;

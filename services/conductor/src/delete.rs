@@ -6,7 +6,6 @@
 //! `delete_timeout_secs` is sent the destroy again (ADR 0009).
 
 use crate::Conductor;
-use crate::liveness::Claimed;
 use cloud_bus::compute_queue;
 use cloud_model::instance::Instance;
 use cloud_model::{Error, InstanceId, Timestamp};
@@ -22,13 +21,16 @@ impl Conductor {
         request_id: &str,
     ) -> Result<(), Error> {
         let wf_id = workflow_id(id, "delete");
-        let Some(Claimed { wf, taken_over }) = self.claim(&wf_id, true).await? else {
+        let Some(claimed) = self.claim(&wf_id, true).await? else {
             return Ok(());
         };
-        let r = self.run_delete(&wf, taken_over, request_id).await;
+        let r = self
+            .run_delete(&claimed.wf, claimed.taken_over, request_id)
+            .await;
         if r.is_err() {
             self.release_after_failure(&wf_id).await;
         }
+        drop(claimed);
         r
     }
 

@@ -43,6 +43,8 @@ pub struct Conductor {
     store: Store,
     bus: Arc<dyn Bus>,
     config: ConductorConfig,
+    /// The workflows our handlers are running now.
+    running: liveness::Running,
 }
 
 impl Conductor {
@@ -53,6 +55,7 @@ impl Conductor {
             store,
             bus,
             config,
+            running: liveness::Running::default(),
         })
     }
 

@@ -12,7 +12,8 @@
 use crate::Conductor;
 use cloud_model::Error;
 use cloud_store::{ConductorPresence, Workflow};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -23,6 +24,54 @@ pub(crate) struct Claimed {
     /// Another conductor held it before us (it died, its lease ran out,
     /// or it was only waiting for a host).
     pub taken_over: bool,
+    /// Keeps our other handlers off the workflow while we run it.
+    _busy: Busy,
+}
+
+/// The workflows this conductor is running now. A lease keeps other
+/// conductors out, not our own handlers: after a takeover the reconciler's
+/// first pass and the redelivered message for the same workflow arrive
+/// together, and two runs of the schedule step would each claim a host.
+/// The second handler waits for the first, then resumes from the step the
+/// first left.
+#[derive(Clone, Default)]
+pub(crate) struct Running(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+/// One handler's turn on a workflow; the last one out forgets it.
+struct Busy {
+    running: Running,
+    wf_id: String,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Running {
+    async fn enter(&self, wf_id: &str) -> Busy {
+        let lock = self
+            .0
+            .lock()
+            .expect("running workflows")
+            .entry(wf_id.to_owned())
+            .or_default()
+            .clone();
+        Busy {
+            running: self.clone(),
+            wf_id: wf_id.to_owned(),
+            turn: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        drop(self.turn.take());
+        let mut map = self.running.0.lock().expect("running workflows");
+        if map
+            .get(&self.wf_id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            map.remove(&self.wf_id);
+        }
+    }
 }
 
 impl Conductor {
@@ -33,6 +82,7 @@ impl Conductor {
         wf_id: &str,
         steal_waiting: bool,
     ) -> Result<Option<Claimed>, Error> {
+        let busy = self.running.enter(wf_id).await;
         let before = self.store.workflow_get(wf_id).await?;
         let lease = self.config.lease_secs;
         let wf = if steal_waiting {
@@ -47,6 +97,7 @@ impl Conductor {
             taken_over: before
                 .and_then(|b| b.owner)
                 .is_some_and(|owner| owner != self.id),
+            _busy: busy,
         }))
     }
 
