@@ -233,6 +233,21 @@ fn default_max_connections() -> usize {
 }
 
 impl ApiConfig {
+    /// Logs what in this configuration an operator should know about at
+    /// start-up. Without `public_url` the catalog and every link follow
+    /// the `Host` header of each request, which any client chooses: behind
+    /// a load balancer, or to clients that reach the API by different
+    /// names, links may point elsewhere (issue 16, finding 10).
+    pub fn warn_about_defaults(&self) {
+        if self.public_url.is_none() {
+            tracing::warn!(
+                "[api] public_url is not set: catalog URLs and links follow each request's \
+                 Host header, which clients choose; set it to the URL clients reach this \
+                 API at (the load balancer's, with several API nodes)"
+            );
+        }
+    }
+
     /// A configuration for tests and the all-in-one binary.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
         ApiConfig {

@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing("info");
     let cfg: FileConfig = cloud_service_common::load_config(&args.config)?;
     let mut api = cfg.api;
+    api.warn_about_defaults();
     let url = std::env::var("DATABASE_URL")
         .ok()
         .or_else(|| api.database_url.clone())
