@@ -11,6 +11,8 @@
 
 #[path = "real_vms/bench.rs"]
 mod bench;
+#[path = "real_vms/pause_suspend.rs"]
+mod pause_suspend;
 #[path = "real_vms/support.rs"]
 mod support;
 

@@ -27,6 +27,7 @@ mod image_cache;
 mod instance_dir;
 mod locks;
 pub mod metadata;
+mod pause;
 mod power;
 mod probe;
 mod spawn;
@@ -305,6 +306,26 @@ impl Driver for LibvirtDriver {
     async fn reboot(&self, id: InstanceId, kind: RebootKind) -> Result<(), DriverError> {
         let _guard = self.locks.lock(&id).await;
         power::reboot(self, id, kind).await
+    }
+
+    async fn pause(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        pause::pause(self, id).await
+    }
+
+    async fn unpause(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        pause::unpause(self, id).await
+    }
+
+    async fn suspend(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        pause::suspend(self, id).await
+    }
+
+    async fn resume(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        pause::resume(self, id).await
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {

@@ -35,7 +35,7 @@ async fn active(drv: &LibvirtDriver, id: InstanceId, op: Op) -> Result<bool, Dri
 
 /// Starts the (defined, stopped) domain, once its NICs' bridges exist
 /// (the data plane rebuilds them after a host reboot).
-async fn start(drv: &LibvirtDriver, id: InstanceId, op: Op) -> Result<(), DriverError> {
+pub(crate) async fn start(drv: &LibvirtDriver, id: InstanceId, op: Op) -> Result<(), DriverError> {
     let fail = |e: anyhow::Error| DriverError::backend(op, id, e);
     if let Some(record) = drv.dir(id).read_record().map_err(fail)? {
         drv.nic_devices(&record.spec.nics).await.map_err(fail)?;
