@@ -247,10 +247,14 @@ async fn nothing_is_lost_when_a_node_dies(nodes: &mut Nodes) {
     for s in servers {
         s.abort();
     }
+    let closing = Instant::now();
     for bus in [producer, worker_a, worker_b, server_a, server_b] {
         bus.close().await;
     }
+    eprintln!("closed the buses in {:?}", closing.elapsed());
+    let tearing_down = Instant::now();
     f.teardown().await;
+    eprintln!("tore down in {:?}", tearing_down.elapsed());
 }
 
 /// Asserts that node `i` leads the work and call queues and the reply
