@@ -7,6 +7,7 @@ use crate::commands::floating_ips::FloatingIpCmd;
 use crate::commands::image::ImageCmd;
 use crate::commands::network::{NetworkCmd, PortCmd, SecurityGroupCmd, SubnetCmd};
 use crate::commands::routers::RouterCmd;
+use crate::commands::server_states::{FreezeArgs, LockArgs, UnlockArgs};
 use crate::commands::servers::{
     ActionsArgs, BootArgs, ConsoleArgs, DeleteArgs, ListArgs, PowerArgs, RebootArgs, ShowArgs,
 };
@@ -85,6 +86,18 @@ pub enum Command {
     Start(PowerArgs),
     /// Reboot a server.
     Reboot(RebootArgs),
+    /// Pause a server (frozen in memory).
+    Pause(FreezeArgs),
+    /// Unpause a paused server.
+    Unpause(FreezeArgs),
+    /// Suspend a server (memory saved to disk).
+    Suspend(FreezeArgs),
+    /// Resume a suspended server.
+    Resume(FreezeArgs),
+    /// Lock a server: non-admins cannot act on it until it is unlocked.
+    Lock(LockArgs),
+    /// Unlock a server.
+    Unlock(UnlockArgs),
     /// Print a server's console log.
     ConsoleLog(ConsoleArgs),
     /// List what was done to a server (and why something failed).

@@ -18,6 +18,7 @@ mod token_cache;
 
 use crate::app::App;
 use crate::cli::{Cli, Command, TokenCmd};
+use crate::commands::server_states::{self, Freeze};
 use crate::commands::{compute, floating_ips, image, network, routers, servers};
 use crate::exit::CliResult;
 use clap::{CommandFactory, Parser};
@@ -81,6 +82,12 @@ async fn dispatch(app: &App, command: &Command) -> CliResult {
         Command::Stop(a) => servers::power(app, a, false).await,
         Command::Start(a) => servers::power(app, a, true).await,
         Command::Reboot(a) => servers::reboot(app, a).await,
+        Command::Pause(a) => server_states::freeze(app, a, Freeze::Pause).await,
+        Command::Unpause(a) => server_states::freeze(app, a, Freeze::Unpause).await,
+        Command::Suspend(a) => server_states::freeze(app, a, Freeze::Suspend).await,
+        Command::Resume(a) => server_states::freeze(app, a, Freeze::Resume).await,
+        Command::Lock(a) => server_states::lock(app, a).await,
+        Command::Unlock(a) => server_states::unlock(app, a).await,
         Command::ConsoleLog(a) => servers::console_log(app, a).await,
         Command::Actions(a) => servers::actions(app, a).await,
         Command::Flavor(c) => compute::flavor(app, c).await,

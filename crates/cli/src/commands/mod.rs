@@ -6,6 +6,7 @@ pub mod floating_ips;
 pub mod image;
 pub mod network;
 pub mod routers;
+pub mod server_states;
 pub mod servers;
 
 use crate::app::App;
