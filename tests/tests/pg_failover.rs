@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+// pg_ctl waits for the server: off the runtime's two workers, so the
+// clients of the burst keep going meanwhile.
+use tokio::task::block_in_place;
 
 /// Boots in each burst.
 const BOOTS: usize = 24;
@@ -545,9 +548,9 @@ async fn a_database_restart_in_a_boot_burst_loses_nothing() {
 
     let outage = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        pg.stop(0);
+        block_in_place(|| pg.stop(0));
         tokio::time::sleep(Duration::from_secs(5)).await;
-        pg.start(0);
+        block_in_place(|| pg.start(0));
     };
     let t = Instant::now();
     let seen = burst(&cloud, &image, outage).await;
@@ -594,9 +597,9 @@ async fn a_standby_promoted_in_a_boot_burst_takes_over() {
 
     let outage = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        pg.stop(0);
+        block_in_place(|| pg.stop(0));
         tokio::time::sleep(Duration::from_secs(2)).await;
-        pg.promote(standby);
+        block_in_place(|| pg.promote(standby));
     };
     let t = Instant::now();
     let seen = burst(&cloud, &image, outage).await;
