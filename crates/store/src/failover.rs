@@ -94,11 +94,17 @@ pub(crate) struct Failover {
 }
 
 /// One candidate host.
-#[derive(Debug)]
 struct Host {
     /// For logs and errors, without the password.
     label: String,
     options: AnyConnectOptions,
+}
+
+/// Only the label: the connect options hold the password.
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
 }
 
 /// When the pool last moved to another host, read by the pool's
@@ -295,6 +301,19 @@ mod tests {
             ]
         );
         assert_eq!(host_label(&urls[1]), "db2:5433");
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        sqlx::any::install_default_drivers();
+        let urls = split_hosts("postgres://cloud:s3cret@db1,db2/cloud")
+            .unwrap()
+            .unwrap();
+        let shown = format!("{:?}", super::Failover::new(&urls).unwrap());
+        assert!(
+            shown.contains("db2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 
     #[test]
