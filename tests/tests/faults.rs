@@ -6,10 +6,11 @@
 //! well before the 60 s lease a dead conductor's work used to wait for),
 //! nothing lost, nothing over-allocated and no duplicate server.
 //!
-//! One more scenario, in one process: a conductor that died between
-//! recording a delete's `waiting` step and telling the host; its
-//! successor must send the destroy at once, and the server must not be
-//! marked deleted before the host destroyed the VM.
+//! Two more scenarios, in one process: a conductor that died between
+//! recording a delete's `waiting` step and telling the host (its successor
+//! must send the destroy at once), and a host that is up but does not
+//! confirm a delete by the deadline (the destroy is sent again); in both
+//! the server must not be marked deleted before its VM is gone.
 
 use cloud_driver_fake::FakeConfig;
 use cloud_e2e::processes::{Service, binaries};
@@ -400,5 +401,55 @@ async fn delete_orphaned_before_the_destroy_was_sent() {
         0,
         "the server was marked deleted while its VM still ran"
     );
+    plane.shutdown().await;
+}
+
+/// A host that is up but does not confirm a delete by the deadline (its
+/// agent's messages are not being consumed; its heartbeat still arrives):
+/// the destroy is sent again and the server stays `deleting`; it is not
+/// marked deleted while its VM may run. Once the agent comes back and
+/// destroys the VM, the delete completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_the_host_did_not_confirm_is_not_marked_done() {
+    let mut opts = PlaneOptions::hosts(Backend::Postgres, 1, FakeConfig::default());
+    opts.conductor.delete_timeout_secs = 2;
+    let mut plane = ControlPlane::start(opts).await;
+    let admin = plane.api.admin().await;
+    let store = plane.api.db.store.clone();
+    let image = active_image(&store, &admin.project_id).await.to_string();
+    let c = admin.client.clone();
+    let r = boot(&c, "unconfirmed", "1", &image, json!({})).await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    wait_for_status(&c, &id, &["ACTIVE"], Duration::from_secs(30)).await;
+
+    // The agent stops consuming; the host keeps looking up.
+    plane.stop_host("host-1").await;
+    let beating = store.clone();
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            let _ = beating.service_heartbeat("host-1", "cloud-compute").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    assert_eq!(
+        c.delete(&format!("/compute/v2.1/servers/{id}"))
+            .await
+            .status,
+        204
+    );
+    // Two deadlines pass.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let s = c.get(&format!("/compute/v2.1/servers/{id}")).await;
+    assert_eq!(
+        s.status, 200,
+        "the server was marked deleted while its VM still ran"
+    );
+    assert_eq!(s.body["server"]["OS-EXT-STS:task_state"], "deleting");
+    assert_eq!(plane.driver("host-1").vm_count(), 1);
+
+    heartbeat.abort();
+    plane.start_host("host-1");
+    wait_for_status(&c, &id, &["DELETED"], Duration::from_secs(15)).await;
+    assert_eq!(plane.driver("host-1").vm_count(), 0);
     plane.shutdown().await;
 }
