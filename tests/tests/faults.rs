@@ -377,8 +377,7 @@ async fn delete_orphaned_before_the_destroy_was_sent() {
         .db
         .execute(&format!(
             "UPDATE workflows SET step = 'waiting', owner = 'conductor-dead', lease_until = {until} \
-             WHERE id = '{}'",
-            format!("delete:{id}")
+             WHERE id = 'delete:{id}'"
         ))
         .await;
     let started = Instant::now();
