@@ -57,6 +57,9 @@ struct FakeVm {
     /// Suspended: its memory is "on disk" (it shows as shut off, as a
     /// libvirt domain with a managed-save image does).
     saved: bool,
+    /// NMIs received (crash dumps asked for): a simulated guest has no
+    /// kernel to dump, so tests read this count instead.
+    nmis: u32,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +69,8 @@ struct Faults {
     spawn_delay: Option<Duration>,
     /// Why network applies fail, while they do.
     network_failure: Option<String>,
+    /// Behave as a driver that cannot inject NMIs.
+    no_nmi: bool,
 }
 
 /// The in-memory driver.
@@ -124,6 +129,21 @@ impl FakeDriver {
     /// The data plane last applied, and how many times one was applied.
     pub fn network(&self) -> (HostNetwork, u64) {
         self.network.lock().expect("network lock").clone()
+    }
+
+    /// Makes this host behave as a driver without NMI support (`true`) or
+    /// with it again, so the API's answer for such hosts can be tested.
+    pub fn set_nmi_unsupported(&self, unsupported: bool) {
+        self.faults.lock().expect("faults lock").no_nmi = unsupported;
+    }
+
+    /// How many NMIs VM `id` received (None: no such VM).
+    pub fn nmi_count(&self, id: InstanceId) -> Option<u32> {
+        self.vms
+            .lock()
+            .expect("vms lock")
+            .get(&id)
+            .map(|vm| vm.nmis)
     }
 
     /// How many VMs exist.
@@ -221,6 +241,7 @@ impl Driver for FakeDriver {
                 power: PowerState::Running,
                 console,
                 saved: false,
+                nmis: 0,
             },
         );
         Ok(())
@@ -329,6 +350,25 @@ impl Driver for FakeDriver {
             current => Err(DriverError::InvalidState {
                 current,
                 requested: Op::Resume,
+            }),
+        })
+    }
+
+    async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
+        if self.faults.lock().expect("faults lock").no_nmi {
+            return Err(DriverError::Unsupported {
+                driver: self.kind(),
+                op: Op::InjectNmi,
+            });
+        }
+        self.with_vm(id, |vm| match vm.power {
+            PowerState::Running | PowerState::Paused => {
+                vm.nmis += 1;
+                Ok(())
+            }
+            current => Err(DriverError::InvalidState {
+                current,
+                requested: Op::InjectNmi,
             }),
         })
     }

@@ -19,6 +19,7 @@ pub(crate) use cloud_dataplane::cmd;
 pub mod config;
 mod config_drive;
 mod connection;
+mod crash_dump;
 mod disks;
 mod domain_build;
 pub mod domain_xml;
@@ -326,6 +327,11 @@ impl Driver for LibvirtDriver {
     async fn resume(&self, id: InstanceId) -> Result<(), DriverError> {
         let _guard = self.locks.lock(&id).await;
         pause::resume(self, id).await
+    }
+
+    async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        crash_dump::inject_nmi(self, id).await
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {

@@ -27,6 +27,8 @@ pub enum Op {
     Suspend,
     /// Restoring a suspended VM.
     Resume,
+    /// Sending a VM a non-maskable interrupt (a crash dump trigger).
+    InjectNmi,
     /// Reading a VM's state.
     Info,
     /// Listing VMs.
@@ -50,6 +52,7 @@ impl fmt::Display for Op {
             Op::Unpause => "unpause",
             Op::Suspend => "suspend",
             Op::Resume => "resume",
+            Op::InjectNmi => "inject an NMI into",
             Op::Info => "get info of",
             Op::List => "list",
             Op::Console => "read the console of",

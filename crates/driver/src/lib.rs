@@ -91,6 +91,19 @@ pub trait Driver: Send + Sync + 'static {
         })
     }
 
+    /// Sends a running or paused VM a non-maskable interrupt, which a
+    /// guest configured for it answers with a kernel crash dump (Nova's
+    /// `trigger_crash_dump`): how a user debugs a hung guest. Drivers that
+    /// cannot say so with [`DriverError::Unsupported`], the default, which
+    /// the API turns into a 400.
+    async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::InjectNmi,
+        })
+    }
+
     /// The VM's current state.
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError>;
 

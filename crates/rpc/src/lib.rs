@@ -244,6 +244,39 @@ pub enum ComputeMsg {
         /// At most this many bytes from the end.
         max_bytes: usize,
     },
+    /// Send the VM a non-maskable interrupt (Nova's `trigger_crash_dump`;
+    /// a call, so a driver without NMIs is a 400 at once). Reply:
+    /// [`CrashDump`].
+    TriggerCrashDump {
+        /// The server.
+        instance_id: InstanceId,
+    },
+}
+
+/// The reply to `TriggerCrashDump`: an NMI that could not be sent because
+/// the host's driver has none is not a failure of the host (the user is
+/// told 400, not 409), so it is a value of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashDump {
+    /// The NMI was sent.
+    Injected,
+    /// The host's driver cannot send NMIs.
+    Unsupported {
+        /// In words for the user.
+        message: String,
+    },
+}
+
+/// What a compute agent answers to a call: the reply of the message's own
+/// type (the caller decodes that type; on the wire this is just it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum HostReply {
+    /// To `ConsoleOutput`.
+    Console(Reply<ConsoleOutput>),
+    /// To `TriggerCrashDump`.
+    CrashDump(Reply<CrashDump>),
 }
 
 /// The reply to `ConsoleOutput`.
@@ -319,6 +352,11 @@ pub fn encode_reply<T: Serialize>(
     reply: &Reply<T>,
     request_id: &str,
 ) -> Result<Envelope, BusError> {
+    Envelope::new("reply", request_id, reply)
+}
+
+/// Wraps an agent's answer in a reply envelope (as [`encode_reply`]).
+pub fn encode_host_reply(reply: &HostReply, request_id: &str) -> Result<Envelope, BusError> {
     Envelope::new("reply", request_id, reply)
 }
 

@@ -19,7 +19,7 @@ use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
 use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
-use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, HostEvent, Reply};
+use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, CrashDump, HostEvent, HostReply, Reply};
 pub use config::{AgentConfig, FileConfig, InventoryConfig};
 pub use driver_config::{DriverConfig, build_driver};
 pub use image_fetcher::{HttpImageFetcher, ImageApiConfig};
@@ -144,7 +144,7 @@ impl Agent {
     }
 
     /// Handles one message (public so tests can drive an agent directly).
-    pub async fn handle(&self, msg: ComputeMsg, request_id: &str) -> Option<Reply<ConsoleOutput>> {
+    pub async fn handle(&self, msg: ComputeMsg, request_id: &str) -> Option<HostReply> {
         let shutdown_timeout = Duration::from_secs(self.config.shutdown_timeout_secs);
         match msg {
             ComputeMsg::Spawn { spec } => {
@@ -267,12 +267,26 @@ impl Agent {
             ComputeMsg::ConsoleOutput {
                 instance_id,
                 max_bytes,
-            } => Some(
+            } => Some(HostReply::Console(
                 match self.driver.console_output(instance_id, max_bytes).await {
                     Ok(output) => Reply::Ok(ConsoleOutput { output }),
                     Err(e) => Reply::Err(e.to_string()),
                 },
-            ),
+            )),
+            ComputeMsg::TriggerCrashDump { instance_id } => Some(HostReply::CrashDump(match self
+                .driver
+                .inject_nmi(instance_id)
+                .await
+            {
+                Ok(()) => Reply::Ok(CrashDump::Injected),
+                Err(e @ DriverError::Unsupported { .. }) => Reply::Ok(CrashDump::Unsupported {
+                    message: e.to_string(),
+                }),
+                Err(e) => {
+                    tracing::warn!(instance = %instance_id, error = %e.full_message(), "NMI failed");
+                    Reply::Err(e.to_string())
+                }
+            })),
         }
     }
 
@@ -366,7 +380,8 @@ impl Agent {
                 started.elapsed().as_secs_f64(),
             );
             let result = match reply {
-                Some(r) if d.expects_reply() => match cloud_rpc::encode_reply(&r, &request_id) {
+                Some(r) if d.expects_reply() => match cloud_rpc::encode_host_reply(&r, &request_id)
+                {
                     Ok(env) => d.reply(env).await,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot encode reply");

@@ -18,6 +18,7 @@ pub mod microversion;
 pub mod params;
 pub mod quotas;
 pub mod server_actions;
+pub mod server_crash_dump;
 pub mod server_create;
 pub mod server_create_schema;
 pub mod server_groups;

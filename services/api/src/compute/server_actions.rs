@@ -1,6 +1,7 @@
 //! `POST /servers/{id}/action`: start, stop, reboot, the console log, and
 //! adding or removing a security group; lock/unlock (`server_lock`) and
-//! pause/unpause/suspend/resume (`server_pause`) live in their own modules.
+//! pause/unpause/suspend/resume (`server_pause`) and trigger_crash_dump
+//! (`server_crash_dump`) live in their own modules.
 //!
 //! Power actions move the server into a task state with a conditional
 //! update (a conflicting state is a 409 that names it), record an instance
@@ -8,6 +9,7 @@
 //! the host's report.
 
 use crate::auth::{Action, Ctx};
+use crate::compute::server_crash_dump::trigger_crash_dump;
 use crate::compute::server_lock::{self, refuse_if_locked};
 use crate::compute::server_pause::{Freeze, freeze};
 use crate::compute::server_security_groups::change_security_group;
@@ -159,9 +161,11 @@ pub async fn server_action(
         "unpause" => freeze(&state, &ctx, &id, &request_id, Freeze::Unpause).await,
         "suspend" => freeze(&state, &ctx, &id, &request_id, Freeze::Suspend).await,
         "resume" => freeze(&state, &ctx, &id, &request_id, Freeze::Resume).await,
+        "trigger_crash_dump" => trigger_crash_dump(&state, &ctx, &id, &request_id).await,
         other => Err(ApiError::bad_request(format!(
             "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
-             pause, unpause, suspend, resume, lock, unlock, os-getConsoleOutput, \
+             pause, unpause, suspend, resume, lock, unlock, trigger_crash_dump, \
+             os-getConsoleOutput, \
              addSecurityGroup and removeSecurityGroup."
         ))),
     }
