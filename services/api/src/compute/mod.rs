@@ -23,6 +23,7 @@ pub mod server_create;
 pub mod server_create_schema;
 pub mod server_groups;
 pub mod server_info;
+pub mod server_interfaces;
 pub mod server_lock;
 pub mod server_metadata;
 pub mod server_pause;
@@ -74,6 +75,8 @@ pub fn server_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(server_info::server_security_groups))
         .routes(routes!(server_info::instance_action_list))
         .routes(routes!(server_info::instance_action_show))
+        .routes(routes!(server_interfaces::server_interface_list))
+        .routes(routes!(server_interfaces::server_interface_show))
         .routes(routes!(
             server_groups::server_group_list,
             server_groups::server_group_create
