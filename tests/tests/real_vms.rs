@@ -11,6 +11,8 @@
 
 #[path = "real_vms/bench.rs"]
 mod bench;
+#[path = "real_vms/crash_dump.rs"]
+mod crash_dump;
 #[path = "real_vms/pause_suspend.rs"]
 mod pause_suspend;
 #[path = "real_vms/support.rs"]
