@@ -452,3 +452,109 @@ async fn a_delete_the_host_did_not_confirm_is_not_marked_done() {
     assert_eq!(plane.driver("host-1").vm_count(), 0);
     plane.shutdown().await;
 }
+
+/// The API SIGKILLed in the middle of a burst of creates whose clients
+/// retry with their `Idempotency-Key` (issue 16, fault survival 2): once a
+/// new API is up, every retry gets its server within seconds (no key left
+/// "in flight" waiting out a lease), a create the dead API had already made
+/// is found rather than made again, and no key ends with two servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_killed_while_clients_retry_with_idempotency_keys() {
+    let mut c = Cluster::start().await;
+    let image = active_image(&c.db.store, "anyone").await.to_string();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..BURST)
+        .map(|i| {
+            let (admin, image, accepted) = (c.admin.clone(), image.clone(), accepted.clone());
+            tokio::spawn(async move {
+                create_until_accepted(
+                    &admin,
+                    &format!("key-{i}"),
+                    &format!("k{i}"),
+                    &image,
+                    &accepted,
+                )
+                .await
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < BURST / 4 {
+        assert!(Instant::now() < deadline, "no creates accepted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(c.api.take()); // SIGKILL, with creates in flight
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.api = Some(c.service("cloud-api", "cloud-api.toml"));
+    let restarted = Instant::now();
+    let mut ids = Vec::new();
+    for client in clients {
+        ids.push(client.await.expect("client task"));
+    }
+    eprintln!(
+        "api killed: every key answered {:?} after the restart",
+        restarted.elapsed()
+    );
+    assert!(
+        restarted.elapsed() < SETTLE,
+        "retries waited {:?} for keys left in flight",
+        restarted.elapsed()
+    );
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), BURST, "two keys answered with one server");
+    // A replay after the restart names the same server.
+    for (i, id) in ids.iter().enumerate().step_by(7) {
+        let again = create_until_accepted(
+            &c.admin,
+            &format!("key-{i}"),
+            &format!("k{i}"),
+            &image,
+            &accepted,
+        )
+        .await;
+        assert_eq!(&again, id, "key-{i} replayed as another server");
+    }
+    c.assert_settled(&ids, "api killed").await;
+}
+
+/// Posts a boot with `key` until the API accepts it, as a client that
+/// retries on a dropped connection, a 5xx or a 409 for a key still being
+/// processed would; returns the server's id. Gives up after `SETTLE` plus
+/// the API's start-up.
+async fn create_until_accepted(
+    admin: &Client,
+    key: &str,
+    name: &str,
+    image: &str,
+    accepted: &std::sync::atomic::AtomicUsize,
+) -> String {
+    let body =
+        json!({"server": {"name": name, "flavorRef": "1", "imageRef": image, "networks": "none"}});
+    let deadline = Instant::now() + SETTLE + Duration::from_secs(30);
+    loop {
+        let sent = admin
+            .request("POST", "/compute/v2.1/servers")
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await;
+        if let Ok(r) = sent {
+            let status = r.status().as_u16();
+            let reply: Value = r.json().await.unwrap_or(Value::Null);
+            match status {
+                202 => {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return reply["server"]["id"]
+                        .as_str()
+                        .expect("server id")
+                        .to_owned();
+                }
+                409 | 500..=599 => {}
+                other => panic!("{key}: {other} {reply}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "{key}: never accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
