@@ -292,6 +292,7 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     let s = t.osc_json(&["server", "show", "c-vm"]).await;
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
+    super::server_states::run(t, "c-vm").await;
 
     // Reaching it from outside: a router to the external network and a
     // floating IP.
