@@ -68,6 +68,11 @@ async fn pause_and_suspend(backend: Backend) {
         driver.info(vm).await.unwrap().power_state,
         PowerState::Paused
     );
+    // The power sync (every second here) leaves a paused server paused.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let s = c.get(&format!("/compute/v2.1/servers/{id}")).await.body["server"].clone();
+    assert_eq!(s["status"], "PAUSED", "{s}");
+    assert_eq!(s["OS-EXT-STS:power_state"], 3);
     // Paused: no second pause, no stop, no suspend from here.
     for action in ["pause", "os-stop", "suspend"] {
         let r = act(c, &id, json!({ action: null })).await;
@@ -92,6 +97,11 @@ async fn pause_and_suspend(backend: Backend) {
     assert_eq!(r.status, 202, "{}", r.body);
     let s = wait_for_status(c, &id, &["SUSPENDED"], T).await;
     assert_eq!(s["OS-EXT-STS:vm_state"], "suspended");
+    assert_eq!(s["OS-EXT-STS:power_state"], 4);
+    // Nor does it take a suspended (saved, shut off) VM for a stopped one.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let s = c.get(&format!("/compute/v2.1/servers/{id}")).await.body["server"].clone();
+    assert_eq!(s["status"], "SUSPENDED", "{s}");
     assert_eq!(s["OS-EXT-STS:power_state"], 4);
     for action in ["suspend", "pause", "os-start", "unpause"] {
         let r = act(c, &id, json!({ action: null })).await;
