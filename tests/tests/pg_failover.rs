@@ -9,12 +9,13 @@
 //! `pg_basebackup` from the PostgreSQL server package) on private ports and
 //! data directories, removed when the test ends however it ends.
 
-use cloud_test_utils::{Client, build_binaries, free_port};
+use cloud_e2e::processes::{Service, admin_sign_in, binaries, wait_for_api, wait_for_hypervisors};
+use cloud_test_utils::{Client, free_port};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 // pg_ctl waits for the server: off the runtime's two workers, so the
 // clients of the burst keep going meanwhile.
@@ -261,16 +262,6 @@ fn as_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// A service process, killed on drop.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The control plane as separate processes on `db_url`, with an admin
 /// client whose project may boot as many servers as it likes.
 struct Cloud {
@@ -281,12 +272,7 @@ struct Cloud {
 
 impl Cloud {
     async fn start(db_url: &str) -> Cloud {
-        let bin = build_binaries(&[
-            "cloud-api",
-            "cloud-conductor",
-            "cloud-scheduler",
-            "cloud-compute",
-        ]);
+        let bin = binaries();
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("pgf-{}", uuid::Uuid::new_v4().simple());
         let bus = format!(
@@ -299,20 +285,9 @@ impl Cloud {
             p
         };
         let env = [("DATABASE_URL", db_url), ("CLOUD_ADMIN_PASSWORD", "pgf")];
-        let start = |name: &str, config: PathBuf, env: &[(&str, &str)]| {
-            let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
-            let mut cmd = Command::new(bin.join(name));
-            cmd.arg("--config")
-                .arg(config)
-                .stdout(Stdio::null())
-                .stderr(log);
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
-            Service(
-                cmd.spawn()
-                    .unwrap_or_else(|e| panic!("cannot start {name}: {e}")),
-            )
+        let start = |name: &'static str, config: PathBuf, env: &[(&str, &str)]| {
+            let log = dir.path().join(format!("{name}.log"));
+            Service::start_logged(&bin, name, &config, env, &log)
         };
         let mut services = vec![start(
             "cloud-api",
@@ -327,14 +302,13 @@ impl Cloud {
             &env,
         )];
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while reqwest::get(format!("{base}/identity/v3")).await.is_err() {
-            assert!(Instant::now() < deadline, "cloud-api did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        for name in ["conductor", "scheduler"] {
+        wait_for_api(&base).await;
+        for (name, service) in [
+            ("conductor", "cloud-conductor"),
+            ("scheduler", "cloud-scheduler"),
+        ] {
             let config = write(&format!("{name}.toml"), format!("[database]\n\n{bus}"));
-            services.push(start(&format!("cloud-{name}"), config, &env));
+            services.push(start(service, config, &env));
         }
         for h in ["pgf-host-1", "pgf-host-2"] {
             let config = write(
@@ -347,40 +321,27 @@ impl Cloud {
             services.push(start("cloud-compute", config, &[]));
         }
 
-        let anon = Client::new(&base);
-        let r = anon
-            .post("/identity/v3/auth/tokens", json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": "pgf"}}}, "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}))
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let project = r.body["token"]["project"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let admin = anon.with_token(r.header("x-subject-token").unwrap());
+        let (admin, project) = admin_sign_in(&base, "pgf").await;
         let store = cloud_store::Store::connect(db_url).await.unwrap();
         cloud_e2e::unlimited_quota(&store, &project).await;
         store.close().await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let h = admin.get("/compute/v2.1/os-hypervisors").await;
-            if h.body["hypervisors"]
-                .as_array()
-                .is_some_and(|a| a.len() == 2)
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the hosts did not register: {}",
-                h.body
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_for_hypervisors(&admin, 2).await;
         Cloud {
             admin,
             _services: services,
             _dir: dir,
         }
+    }
+
+    /// The plane on `db_url` and the image every boot uses.
+    async fn start_with_image(db_url: &str) -> (Cloud, String) {
+        let t = Instant::now();
+        let cloud = Cloud::start(db_url).await;
+        eprintln!("services up in {:?}", t.elapsed());
+        let store = cloud_store::Store::connect(db_url).await.unwrap();
+        let image = cloud_e2e::active_image(&store, "anyone").await.to_string();
+        store.close().await;
+        (cloud, image)
     }
 
     /// The service logs, for failure messages.
@@ -526,12 +487,28 @@ async fn assert_claims_match(cloud: &Cloud, servers: &[Value]) {
     }
 }
 
-/// The image every boot uses.
-async fn image(db_url: &str) -> String {
-    let store = cloud_store::Store::connect(db_url).await.unwrap();
-    let id = cloud_e2e::active_image(&store, "anyone").await.to_string();
-    store.close().await;
-    id
+/// Runs [`burst`] with `outage` alongside, then waits for every server to
+/// settle: both tests check the same things of a burst (every boot
+/// accepted, no accepted server lost) before their own.
+async fn burst_until_settled(
+    cloud: &Cloud,
+    image: &str,
+    outage: impl Future<Output = ()>,
+) -> (Burst, Vec<Value>) {
+    let t = Instant::now();
+    let seen = burst(cloud, image, outage).await;
+    eprintln!(
+        "burst over in {:?}; {} creates answered 503",
+        t.elapsed(),
+        seen.unavailable_creates
+    );
+    assert_eq!(seen.accepted.len(), BOOTS);
+    let servers = settled_servers(cloud).await;
+    eprintln!("settled {:?} after the burst began", t.elapsed());
+    for id in &seen.accepted {
+        assert!(servers.iter().any(|s| s["id"] == id.as_str()), "{id} lost");
+    }
+    (seen, servers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,10 +518,7 @@ async fn a_database_restart_in_a_boot_burst_loses_nothing() {
     };
     pg.create_database(0, "cloud");
     let db_url = pg.url(0, "cloud");
-    let t = Instant::now();
-    let cloud = Cloud::start(&db_url).await;
-    eprintln!("services up in {:?}", t.elapsed());
-    let image = image(&db_url).await;
+    let (cloud, image) = Cloud::start_with_image(&db_url).await;
 
     let outage = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -552,16 +526,7 @@ async fn a_database_restart_in_a_boot_burst_loses_nothing() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         block_in_place(|| pg.start(0));
     };
-    let t = Instant::now();
-    let seen = burst(&cloud, &image, outage).await;
-    eprintln!(
-        "burst over in {:?}; {} creates answered 503",
-        t.elapsed(),
-        seen.unavailable_creates
-    );
-    assert_eq!(seen.accepted.len(), BOOTS);
-    let servers = settled_servers(&cloud).await;
-    eprintln!("settled {:?} after the burst began", t.elapsed());
+    let (seen, servers) = burst_until_settled(&cloud, &image, outage).await;
     for s in &servers {
         assert_eq!(s["status"], "ACTIVE", "{s}{}", cloud.logs());
     }
@@ -573,9 +538,6 @@ async fn a_database_restart_in_a_boot_burst_loses_nothing() {
         servers.len(),
         seen.unavailable_creates
     );
-    for id in &seen.accepted {
-        assert!(servers.iter().any(|s| s["id"] == id.as_str()), "{id} lost");
-    }
     assert_claims_match(&cloud, &servers).await;
 }
 
@@ -590,10 +552,7 @@ async fn a_standby_promoted_in_a_boot_burst_takes_over() {
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/cloud?target_session_attrs=read-write",
         pg.nodes[0].port, pg.nodes[standby].port
     );
-    let t = Instant::now();
-    let cloud = Cloud::start(&db_url).await;
-    eprintln!("services up in {:?}", t.elapsed());
-    let image = image(&db_url).await;
+    let (cloud, image) = Cloud::start_with_image(&db_url).await;
 
     let outage = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -601,16 +560,7 @@ async fn a_standby_promoted_in_a_boot_burst_takes_over() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         block_in_place(|| pg.promote(standby));
     };
-    let t = Instant::now();
-    let seen = burst(&cloud, &image, outage).await;
-    eprintln!(
-        "burst over in {:?}; {} creates answered 503",
-        t.elapsed(),
-        seen.unavailable_creates
-    );
-    assert_eq!(seen.accepted.len(), BOOTS);
-    let servers = settled_servers(&cloud).await;
-    eprintln!("settled {:?} after the burst began", t.elapsed());
+    let (_, servers) = burst_until_settled(&cloud, &image, outage).await;
     for s in &servers {
         if s["status"] == "ERROR" {
             let fault = s["fault"]["message"].as_str().unwrap_or_default();
@@ -619,9 +569,6 @@ async fn a_standby_promoted_in_a_boot_burst_takes_over() {
                 "a server failed without naming why: {s}"
             );
         }
-    }
-    for id in &seen.accepted {
-        assert!(servers.iter().any(|s| s["id"] == id.as_str()), "{id} lost");
     }
     let active = servers.iter().filter(|s| s["status"] == "ACTIVE").count();
     eprintln!("{active} of {} servers ACTIVE", servers.len());

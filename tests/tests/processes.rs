@@ -4,22 +4,15 @@
 //! serves metrics, and SIGTERM stops each one cleanly (exit 0).
 
 use cloud_e2e::processes::ProcessPlane;
-use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_in_separate_processes_boot_a_server() {
     let plane = ProcessPlane::start(&[]).await;
-    let (db, c) = (&plane.db, &plane.admin);
+    let c = &plane.admin;
     let (cm, sm, km) = plane.metrics_ports;
-    let image = cloud_e2e::active_image(&db.store, "anyone").await;
-    let r = cloud_test_utils::boot(c, "proc-vm", "1", &image.to_string(), json!({})).await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
-    let s =
-        cloud_test_utils::wait_for_status(c, &id, &["ACTIVE", "ERROR"], Duration::from_secs(60))
-            .await;
-    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let (r, s) = plane.boot_active("proc-vm").await;
+    let id = s["id"].as_str().unwrap().to_owned();
     assert_eq!(s["OS-EXT-SRV-ATTR:host"], "proc-host");
     // The request id of the create appears in the instance action record
     // written by the conductor.

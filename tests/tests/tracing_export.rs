@@ -185,15 +185,7 @@ fn assert_child(child: &Span, parent: &Span) {
 async fn one_boot_is_one_trace_across_every_service() {
     let (endpoint, received) = receiver().await;
     let plane = ProcessPlane::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]).await;
-    let c = &plane.admin;
-    let image = cloud_e2e::active_image(&plane.db.store, "anyone").await;
-    let r = cloud_test_utils::boot(c, "traced-vm", "1", &image.to_string(), json!({})).await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
-    let s =
-        cloud_test_utils::wait_for_status(c, &id, &["ACTIVE", "ERROR"], Duration::from_secs(60))
-            .await;
-    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let (r, _) = plane.boot_active("traced-vm").await;
     // The request id the user sees names the trace.
     let request_id = r.header("x-openstack-request-id").unwrap();
     let trace_id = request_id.trim_start_matches("req-").replace('-', "");
