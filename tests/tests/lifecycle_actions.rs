@@ -265,3 +265,69 @@ async fn lock_and_unlock_sqlite() {
 async fn lock_and_unlock_rabbitmq_postgres() {
     lock_and_unlock(Backend::Postgres).await;
 }
+
+/// A pause (or unpause, suspend, resume) the host never reports ends at
+/// the action deadline as a failed event of that action, not as a made-up
+/// "reboot" action in the server's action log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pause_the_host_never_reports_fails_as_a_pause() {
+    let mut opts = PlaneOptions::hosts(Backend::Sqlite, 1, FakeConfig::default());
+    opts.conductor.reconcile_interval_secs = 0.2;
+    let mut plane = ControlPlane::start(opts).await;
+    let admin = plane.api.admin().await;
+    let image = active_image(&plane.api.db.store, &admin.project_id).await;
+    let c = admin.client.clone();
+    let r = boot(&c, "vm1", "1", &image.to_string(), json!({})).await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    wait_for_status(&c, &id, &["ACTIVE"], T).await;
+    plane.stop_host("host-1").await;
+    assert_eq!(act(&c, &id, json!({"pause": null})).await.status, 202);
+    // The API gives a power action 300 s; bring the deadline forward.
+    plane
+        .api
+        .db
+        .execute(&format!(
+            "UPDATE instances SET task_deadline = 1 WHERE id = '{id}'"
+        ))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = c.get(&format!("/compute/v2.1/servers/{id}")).await;
+        if s.body["server"]["OS-EXT-STS:task_state"].is_null() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", s.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let names = action_names(&c, &id).await;
+    assert!(!names.contains(&"reboot".to_owned()), "{names:?}");
+    let actions = c
+        .get(&format!("/compute/v2.1/servers/{id}/os-instance-actions"))
+        .await;
+    let pause = actions.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "pause")
+        .expect("the pause action")["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let detail = c
+        .get(&format!(
+            "/compute/v2.1/servers/{id}/os-instance-actions/{pause}"
+        ))
+        .await;
+    let events = detail.body["instanceAction"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "compute_pause" && e["result"] == "Error"),
+        "{}",
+        detail.body
+    );
+    plane.shutdown().await;
+}

@@ -105,6 +105,10 @@ impl Conductor {
                 let action = match task {
                     TaskState::PoweringOff => "stop",
                     TaskState::PoweringOn => "start",
+                    TaskState::Pausing => "pause",
+                    TaskState::Unpausing => "unpause",
+                    TaskState::Suspending => "suspend",
+                    TaskState::Resuming => "resume",
                     _ => "reboot",
                 };
                 tracing::warn!(instance = %inst.id, %host, task = task.as_str(), "task timed out");
