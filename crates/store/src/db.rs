@@ -234,6 +234,31 @@ pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
+/// Locks, in `tx`, the one row that `lock_sql` (a no-op `UPDATE` binding
+/// `$1` = `id` and `$2` = the scope's project, `NULL` for all) matches, or
+/// answers `kind` `id` not found: the first step of a read-modify-write.
+/// A no-op update takes the row lock on PostgreSQL; on SQLite the
+/// transaction holds the write lock already (`BEGIN IMMEDIATE`), so no
+/// other change of the row comes between the read and the write.
+pub(crate) async fn lock_scoped_row(
+    tx: &mut Transaction<'static, sqlx::Any>,
+    lock_sql: &str,
+    id: impl std::fmt::Display,
+    scope: &crate::Scope,
+    kind: cloud_model::ResourceKind,
+) -> Result<(), Error> {
+    let locked = sqlx::query(lock_sql)
+        .bind(id.to_string())
+        .bind(scope.project().map(|p| p.as_str().to_owned()))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if locked.rows_affected() == 0 {
+        return Err(Error::not_found(kind, id));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;

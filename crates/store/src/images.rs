@@ -2,7 +2,7 @@
 //! `status` is the lock that keeps two uploads from racing.
 
 use crate::Scope;
-use crate::db::{Store, db_error, flag, is_unique_violation};
+use crate::db::{Store, db_error, flag, is_unique_violation, lock_scoped_row};
 use crate::row::RowExt;
 use cloud_model::image::Image;
 use cloud_model::{Error, ImageId, ProjectId, ResourceKind, Timestamp};
@@ -280,20 +280,15 @@ impl Store {
         E: From<Error> + Send,
     {
         let mut tx = self.begin().await?;
-        // A no-op update takes the row lock on PostgreSQL; on SQLite the
-        // transaction holds the write lock already (BEGIN IMMEDIATE).
-        let locked = sqlx::query(
+        lock_scoped_row(
+            &mut tx,
             "UPDATE images SET updated_at = updated_at WHERE id = $1 AND \
              ($2 IS NULL OR owner = $2 OR visibility IN ('public', 'community'))",
+            id,
+            scope,
+            ResourceKind::Image,
         )
-        .bind(id.to_string())
-        .bind(scope.project().map(|p| p.as_str().to_owned()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if locked.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::Image, id).into());
-        }
+        .await?;
         let row = sqlx::query(&format!("SELECT {COLS} FROM images WHERE id = $1"))
             .bind(id.to_string())
             .fetch_one(&mut *tx)

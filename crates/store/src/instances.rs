@@ -8,7 +8,7 @@
 mod locks;
 
 use crate::Scope;
-use crate::db::{Store, db_error};
+use crate::db::{Store, db_error, lock_scoped_row};
 use crate::row::RowExt;
 use cloud_model::instance::{Fault, Instance, PowerState, TaskState, VmState};
 use cloud_model::{
@@ -499,18 +499,17 @@ impl Store {
         E: From<Error> + Send,
     {
         let mut tx = self.begin().await?;
-        let locked = sqlx::query(&format!(
-            "UPDATE instances SET {column} = {column} WHERE id = $1 AND deleted_at IS NULL \
-             AND ($2 IS NULL OR project_id = $2)"
-        ))
-        .bind(id.to_string())
-        .bind(scope.project().map(|p| p.as_str().to_owned()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if locked.rows_affected() == 0 {
-            return Err(Error::not_found(ResourceKind::Server, id).into());
-        }
+        lock_scoped_row(
+            &mut tx,
+            &format!(
+                "UPDATE instances SET {column} = {column} WHERE id = $1 \
+                 AND deleted_at IS NULL AND ($2 IS NULL OR project_id = $2)"
+            ),
+            id,
+            scope,
+            ResourceKind::Server,
+        )
+        .await?;
         let row = sqlx::query(&format!("SELECT {column} FROM instances WHERE id = $1"))
             .bind(id.to_string())
             .fetch_one(&mut *tx)

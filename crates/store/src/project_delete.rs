@@ -64,20 +64,6 @@ const LEFTOVERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The owner key prefix of a project's per-user quota overrides (see
-/// `quotas.rs`), escaped for `LIKE`.
-fn user_overrides_pattern(project: &ProjectId) -> String {
-    let escaped: String = project
-        .as_str()
-        .chars()
-        .flat_map(|c| match c {
-            '\\' | '%' | '_' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("{escaped}/user/%")
-}
-
 impl Store {
     /// Deletes a project if it owns nothing any more, with its default
     /// security group (and its rules), its quota limits and usage, role
@@ -126,7 +112,7 @@ impl Store {
                 .map_err(db_error)?;
         }
         sqlx::query("DELETE FROM quota_limits WHERE project_id LIKE $1 ESCAPE '\\'")
-            .bind(user_overrides_pattern(id))
+            .bind(crate::quotas::user_overrides_pattern(id))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -25,6 +25,22 @@ fn user_key(project: &ProjectId, user: &UserId) -> String {
     format!("{}/user/{}", project.as_str(), user.as_str())
 }
 
+/// The `LIKE` pattern (escape character `\`) matching every per-user
+/// override key of `project`, the project id escaped so that it matches
+/// literally: resetting a project's quotas and deleting the project both
+/// drop them.
+pub(crate) fn user_overrides_pattern(project: &ProjectId) -> String {
+    let escaped: String = project
+        .as_str()
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("{escaped}/user/%")
+}
+
 impl Store {
     /// Effective limits of a project: its overrides over `defaults`.
     pub async fn quota_limits(
@@ -146,20 +162,11 @@ impl Store {
     /// Removes a project's overrides, its users' included (back to
     /// defaults).
     pub async fn quota_reset(&self, project: &ProjectId) -> Result<(), Error> {
-        // The project id is escaped so that it matches literally.
-        let escaped: String = project
-            .as_str()
-            .chars()
-            .flat_map(|c| match c {
-                '\\' | '%' | '_' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
         sqlx::query(
             "DELETE FROM quota_limits WHERE project_id = $1 OR project_id LIKE $2 ESCAPE '\\'",
         )
         .bind(project.as_str())
-        .bind(format!("{escaped}/user/%"))
+        .bind(user_overrides_pattern(project))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
