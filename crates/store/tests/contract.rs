@@ -5,7 +5,7 @@ use cloud_model::flavor::NewFlavor;
 use cloud_model::instance::{FlavorSnapshot, Instance, PowerState, TaskState, VmState};
 use cloud_model::{DomainId, Error, FlavorId, ImageId, InstanceId, ProjectId, Timestamp, UserId};
 use cloud_store::{Claim, ClaimError, FlavorFilter, HostReport, NewUser, Scope, Store};
-use cloud_test_utils::{TestDb, both_backends};
+use cloud_test_utils::{TestDb, both_backends, fake_host_report};
 use std::collections::BTreeMap;
 
 async fn project(store: &Store, name: &str) -> ProjectId {
@@ -329,18 +329,8 @@ both_backends!(placement_claims_are_atomic, |db: TestDb| async move {
     let s = &db.store;
     let provider = s
         .host_register(&HostReport {
-            host: "h1".into(),
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            cpu_arch: "x86_64".into(),
-            vcpus: 4,
-            memory_mb: 4096,
-            disk_gb: 100,
-            numa_topology: serde_json::json!([]),
-            availability_zone: "nova".into(),
-            host_ip: None,
-            network_node: false,
             inventory: vec![("VCPU".into(), 0, 1.0)],
+            ..fake_host_report("h1")
         })
         .await
         .unwrap();
@@ -395,18 +385,8 @@ both_backends!(placement_claims_are_atomic, |db: TestDb| async move {
     // Re-registering keeps what is allocated.
     let again = s
         .host_register(&HostReport {
-            host: "h1".into(),
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            cpu_arch: "x86_64".into(),
             vcpus: 8,
-            memory_mb: 4096,
-            disk_gb: 100,
-            numa_topology: serde_json::json!([]),
-            availability_zone: "nova".into(),
-            host_ip: None,
-            network_node: false,
-            inventory: Vec::new(),
+            ..fake_host_report("h1")
         })
         .await
         .unwrap();

@@ -2,25 +2,10 @@
 
 use cloud_model::InstanceId;
 use cloud_store::{Claim, HostReport, Store};
-use cloud_test_utils::{TestDb, both_backends};
+use cloud_test_utils::{TestDb, both_backends, fake_host_report};
 
 async fn host(s: &Store, name: &str) -> cloud_model::ProviderId {
-    s.host_register(&HostReport {
-        host: name.into(),
-        hypervisor_type: "fake".into(),
-        hypervisor_version: 1,
-        cpu_arch: "x86_64".into(),
-        vcpus: 4,
-        memory_mb: 4096,
-        disk_gb: 100,
-        numa_topology: serde_json::json!([]),
-        availability_zone: "nova".into(),
-        host_ip: None,
-        network_node: false,
-        inventory: Vec::new(),
-    })
-    .await
-    .unwrap()
+    s.host_register(&fake_host_report(name)).await.unwrap()
 }
 
 fn claim(provider: cloud_model::ProviderId, host: &str, consumer: InstanceId) -> Claim {

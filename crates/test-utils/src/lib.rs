@@ -26,7 +26,9 @@ pub use network::{create_external_network, create_network, create_router, first_
 pub use plane::{
     ControlPlane, FakeHost, PlaneOptions, amqp_test_bus, boot, upload_image, wait_for_status,
 };
-pub use records::{lift_compute_quotas, record_active_image, record_flavor, record_network_node};
+pub use records::{
+    fake_host_report, lift_compute_quotas, record_active_image, record_flavor, record_network_node,
+};
 
 /// Runs a store/API test body once per backend: expands to two `#[tokio::test]`
 /// functions, `<name>_sqlite` and `<name>_postgres`, each calling

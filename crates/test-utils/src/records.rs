@@ -74,24 +74,37 @@ pub async fn record_flavor(
     Ok(())
 }
 
+/// What a fake compute host `host` reports: 4 vCPUs, 4 GiB, 100 GB of
+/// disk, zone `nova`, no host IP, no network role, the default inventory.
+/// Tests change what they need with `HostReport { vcpus: 8, ..fake_host_report("h1") }`
+/// rather than spelling every field again.
+pub fn fake_host_report(host: &str) -> HostReport {
+    HostReport {
+        host: host.into(),
+        hypervisor_type: "fake".into(),
+        hypervisor_version: 1,
+        cpu_arch: "x86_64".into(),
+        vcpus: 4,
+        memory_mb: 4096,
+        disk_gb: 100,
+        numa_topology: serde_json::json!([]),
+        availability_zone: "nova".into(),
+        host_ip: None,
+        network_node: false,
+        inventory: Vec::new(),
+    }
+}
+
 /// Registers `host` as an up compute host (fake hypervisor, 4 vCPUs,
 /// 4 GiB, zone `nova`, host IP 192.0.2.1) with the network role, so that
 /// routers have somewhere to go.
 pub async fn record_network_node(store: &Store, host: &str) -> Result<(), Error> {
     store
         .host_register(&HostReport {
-            host: host.into(),
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            cpu_arch: "x86_64".into(),
-            vcpus: 4,
-            memory_mb: 4096,
             disk_gb: 40,
-            numa_topology: serde_json::json!([]),
-            availability_zone: "nova".into(),
             host_ip: Some("192.0.2.1".into()),
             network_node: true,
-            inventory: Vec::new(),
+            ..fake_host_report(host)
         })
         .await?;
     Ok(())
