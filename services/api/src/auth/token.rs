@@ -13,6 +13,17 @@ pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// A new token secret (256 random bits) and its audit id (128 bits), both
+/// URL-safe base64: every way of issuing a token, from a password or from
+/// another token, draws them alike.
+pub fn new_secret() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let mut audit = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut audit);
+    (URL_SAFE_NO_PAD.encode(bytes), URL_SAFE_NO_PAD.encode(audit))
+}
+
 /// Issues a token for `user`, scoped to `project` if given, valid for
 /// `ttl_seconds`. Returns the secret (shown once) and what it stands for.
 pub async fn issue(
@@ -21,12 +32,7 @@ pub async fn issue(
     project: Option<&ProjectId>,
     ttl_seconds: i64,
 ) -> Result<(String, TokenInfo), Error> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
-    let mut audit = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut audit);
-    let audit_id = URL_SAFE_NO_PAD.encode(audit);
+    let (secret, audit_id) = new_secret();
     let now = Timestamp::now();
     // Keystone's expiry has whole seconds (tempest parses %f but other
     // clients round-trip the value).

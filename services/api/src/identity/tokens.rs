@@ -16,11 +16,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cloud_model::identity::{Project, TokenInfo, User};
 use cloud_model::{DomainId, Error, ProjectId, Timestamp, UserId};
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -350,12 +347,7 @@ async fn issue_child(
     parent: &str,
     project: Option<&ProjectId>,
 ) -> Result<(String, TokenInfo), ApiError> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
-    let mut audit = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut audit);
-    let audit_id = URL_SAFE_NO_PAD.encode(audit);
+    let (secret, audit_id) = token::new_secret();
     let hash = token::token_hash(&secret);
     let now = Timestamp::now();
     let recorded = state
