@@ -3,19 +3,13 @@
 //! reused key with another body is a 409, keys are per project, and
 //! expired keys are purged.
 
-use cloud_model::Timestamp;
-use cloud_store::{IdempotencyHold, IdempotencyKey, IdempotencyRecord};
-use cloud_test_utils::{Client, Reply, TestApi, both_backends};
-use serde_json::{Value, json};
+mod support;
 
-async fn post_with_key(c: &Client, path: &str, key: &str, body: &Value) -> Reply {
-    Client::finish(
-        c.request("POST", path)
-            .header("Idempotency-Key", key)
-            .json(body),
-    )
-    .await
-}
+use cloud_model::Timestamp;
+use cloud_store::IdempotencyRecord;
+use cloud_test_utils::{Client, TestApi, both_backends};
+use serde_json::json;
+use support::post_with_key;
 
 /// An active image owned by the caller, through the image API.
 async fn image(c: &Client) -> String {
@@ -161,14 +155,7 @@ both_backends!(
         let now = Timestamp::now();
         let day = 24 * 3600 * 1_000_000i64;
         let old = Timestamp::from_micros(now.micros() - day - 1);
-        let hold = |owner: &str| IdempotencyHold {
-            key: IdempotencyKey {
-                scope: "p".into(),
-                user: "u".into(),
-                key: "k".into(),
-            },
-            owner: owner.into(),
-        };
+        let hold = support::idempotency_hold;
         let claim = |at: Timestamp, hash: &'static str, owner: &'static str| {
             let store = store.clone();
             let hold = hold(owner);

@@ -16,29 +16,22 @@
 //!   keeps the key, and an owner whose claim was taken over can neither
 //!   renew it nor record its answer.
 
+mod support;
+
 use cloud_api::idempotency::LEASE;
 use cloud_api::{ApiConfig, AppState};
 use cloud_bus::{Bus, BusError, Consumer, Envelope};
 use cloud_model::Timestamp;
-use cloud_store::{IdempotencyClaim, IdempotencyHold, IdempotencyKey, IdempotencyRecord};
-use cloud_test_utils::{Account, Client, Reply, TestApi, TestDb, both_backends};
+use cloud_store::{IdempotencyClaim, IdempotencyRecord};
+use cloud_test_utils::{Account, Client, TestApi, TestDb, both_backends};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
+use support::post_with_key;
 
 const SERVERS: &str = "/compute/v2.1/servers";
-
-async fn post_with_key(c: &Client, path: &str, key: &str, body: &Value) -> Reply {
-    Client::finish(
-        c.request("POST", path)
-            .header("Idempotency-Key", key)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(body).unwrap()),
-    )
-    .await
-}
 
 fn boot(name: &str, image: &str) -> Value {
     json!({"server": {"name": name, "flavorRef": "1", "imageRef": image, "networks": "none"}})
@@ -76,33 +69,14 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-async fn role_id(api: &TestApi, admin: &Client, name: &str) -> String {
-    let _ = api;
-    let r = admin.get(&format!("/identity/v3/roles?name={name}")).await;
-    r.body["roles"][0]["id"].as_str().unwrap().to_owned()
-}
-
-/// Adds `user` to `project` with `role` (the user already exists).
-async fn grant(api: &TestApi, admin: &Client, who: &Account, role: &str) {
-    let role = role_id(api, admin, role).await;
+/// Sends `method` (`PUT` grants, `DELETE` revokes) for `role` of `who`
+/// on its project: the test demotes a user and restores it.
+async fn assign(admin: &Client, method: &str, who: &Account, role: &str) {
+    let r = admin.get(&format!("/identity/v3/roles?name={role}")).await;
+    let role = r.body["roles"][0]["id"].as_str().unwrap();
     let r = admin
         .send(
-            "PUT",
-            &format!(
-                "/identity/v3/projects/{}/users/{}/roles/{role}",
-                who.project_id, who.user_id
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.body);
-}
-
-async fn revoke(api: &TestApi, admin: &Client, who: &Account, role: &str) {
-    let role = role_id(api, admin, role).await;
-    let r = admin
-        .send(
-            "DELETE",
+            method,
             &format!(
                 "/identity/v3/projects/{}/users/{}/roles/{role}",
                 who.project_id, who.user_id
@@ -174,8 +148,8 @@ both_backends!(
         // A user who lost the role that made the server gets the policy
         // error when replaying its own key, not the stored answer.
         let admin = api.admin().await.client;
-        grant(&api, &admin, &member, "reader").await;
-        revoke(&api, &admin, &member, "member").await;
+        assign(&admin, "PUT", &member, "reader").await;
+        assign(&admin, "DELETE", &member, "member").await;
         let token = api.token("mel", "mel-password", "idem-h").await;
         let demoted = api.anonymous().with_token(&token);
         let r = post_with_key(&demoted, SERVERS, "boot-1", &body).await;
@@ -183,7 +157,7 @@ both_backends!(
         assert!(r.header("idempotent-replayed").is_none());
         assert!(!String::from_utf8_lossy(&r.bytes).contains(&id));
         // And once the role is back, the replay is too.
-        grant(&api, &admin, &member, "member").await;
+        assign(&admin, "PUT", &member, "member").await;
         let token = api.token("mel", "mel-password", "idem-h").await;
         let restored = api.anonymous().with_token(&token);
         let r = post_with_key(&restored, SERVERS, "boot-1", &body).await;
@@ -441,14 +415,7 @@ both_backends!(
     a_renewed_claim_is_kept_and_a_lapsed_one_taken_over,
     |db: TestDb| async move {
         let store = db.store.clone();
-        let hold = |owner: &str| IdempotencyHold {
-            key: IdempotencyKey {
-                scope: "p".into(),
-                user: "u".into(),
-                key: "k".into(),
-            },
-            owner: owner.into(),
-        };
+        let hold = support::idempotency_hold;
         let t0 = Timestamp::now().micros();
         let lease = LEASE.as_micros() as i64;
         let at = |us: i64| Timestamp::from_micros(t0 + us);

@@ -5,8 +5,7 @@
 //! both store backends.
 
 use cloud_model::Timestamp;
-use cloud_store::Backend;
-use cloud_test_utils::{Client, Reply, TestApi, TestDb};
+use cloud_test_utils::{Client, Reply, TestApi, TestDb, both_backends};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -41,6 +40,14 @@ async fn check(admin: &Client, subject: &str) -> u16 {
     Client::finish(req).await.status
 }
 
+/// `GET /projects` with `token`: whether a token still authenticates.
+async fn projects_with(api: &TestApi, token: &str) -> Reply {
+    api.anonymous()
+        .with_token(token)
+        .get("/identity/v3/projects")
+        .await
+}
+
 /// The admin's token and its `expires_at`.
 async fn login(api: &TestApi) -> (String, String) {
     let token = api
@@ -58,100 +65,77 @@ async fn login(api: &TestApi) -> (String, String) {
     (token, expires)
 }
 
-async fn a_token_from_a_token_keeps_its_parents_expiry(backend: Backend) {
-    let api = TestApi::start_with(TestDb::new(backend).await, |c| c.token_ttl_seconds = 3).await;
-    let (parent, parent_expires) = login(&api).await;
-    // Expiries have whole seconds: a fresh lifetime would end later.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (child, child_expires) = child(&api, &parent).await;
-    assert_eq!(
-        child_expires, parent_expires,
-        "the child got a fresh lifetime"
-    );
-    let (grandchild, grandchild_expires) = self::child(&api, &child).await;
-    assert_eq!(grandchild_expires, parent_expires);
-
-    // When the parent expires, so do they.
-    let c = api.anonymous().with_token(&child);
-    assert_eq!(c.get("/identity/v3/projects").await.status, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    for (what, token) in [("child", &child), ("grandchild", &grandchild)] {
-        let r = api
-            .anonymous()
-            .with_token(token)
-            .get("/identity/v3/projects")
-            .await;
+both_backends!(
+    a_token_from_a_token_keeps_its_parents_expiry,
+    |db: TestDb| async move {
+        let api = TestApi::start_with(db, |c| c.token_ttl_seconds = 3).await;
+        let (parent, parent_expires) = login(&api).await;
+        // Expiries have whole seconds: a fresh lifetime would end later.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (child, child_expires) = child(&api, &parent).await;
         assert_eq!(
-            r.status, 401,
-            "the {what} outlived its parent: {:?}",
-            r.body
+            child_expires, parent_expires,
+            "the child got a fresh lifetime"
         );
+        let (grandchild, grandchild_expires) = self::child(&api, &child).await;
+        assert_eq!(grandchild_expires, parent_expires);
+
+        // When the parent expires, so do they.
+        assert_eq!(projects_with(&api, &child).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        for (what, token) in [("child", &child), ("grandchild", &grandchild)] {
+            let r = projects_with(&api, token).await;
+            assert_eq!(
+                r.status, 401,
+                "the {what} outlived its parent: {:?}",
+                r.body
+            );
+        }
     }
-}
+);
 
-#[tokio::test]
-async fn a_token_from_a_token_keeps_its_parents_expiry_sqlite() {
-    a_token_from_a_token_keeps_its_parents_expiry(Backend::Sqlite).await;
-}
+both_backends!(
+    revoking_a_token_revokes_the_tokens_issued_from_it,
+    |db: TestDb| async move {
+        let api = TestApi::start_with(db, |_| {}).await;
+        let admin = api.admin().await.client;
+        let (parent, _) = login(&api).await;
+        let (child, _) = child(&api, &parent).await;
+        let (grandchild, _) = self::child(&api, &child).await;
+        // A sibling chain from another login is not touched.
+        let (other, _) = login(&api).await;
+        let (other_child, _) = self::child(&api, &other).await;
+        for t in [&parent, &child, &grandchild, &other, &other_child] {
+            assert_eq!(check(&admin, t).await, 200);
+        }
 
-#[tokio::test]
-async fn a_token_from_a_token_keeps_its_parents_expiry_postgres() {
-    a_token_from_a_token_keeps_its_parents_expiry(Backend::Postgres).await;
-}
+        let revoke = admin
+            .request("DELETE", "/identity/v3/auth/tokens")
+            .header("X-Subject-Token", &parent);
+        assert_eq!(Client::finish(revoke).await.status, 204);
 
-async fn revoking_a_token_revokes_the_tokens_issued_from_it(backend: Backend) {
-    let api = TestApi::start_on(backend).await;
-    let admin = api.admin().await.client;
-    let (parent, _) = login(&api).await;
-    let (child, _) = child(&api, &parent).await;
-    let (grandchild, _) = self::child(&api, &child).await;
-    // A sibling chain from another login is not touched.
-    let (other, _) = login(&api).await;
-    let (other_child, _) = self::child(&api, &other).await;
-    for t in [&parent, &child, &grandchild, &other, &other_child] {
-        assert_eq!(check(&admin, t).await, 200);
+        for (what, token) in [
+            ("parent", &parent),
+            ("child", &child),
+            ("grandchild", &grandchild),
+        ] {
+            assert_eq!(check(&admin, token).await, 404, "the {what} is still valid");
+            let r = projects_with(&api, token).await;
+            assert_eq!(
+                r.status, 401,
+                "the {what} still authenticates: {:?}",
+                r.body
+            );
+            // Nor can it be renewed.
+            assert_eq!(from_token(&api, token).await.status, 401, "{what}");
+        }
+        assert_eq!(check(&admin, &other).await, 200);
+        assert_eq!(check(&admin, &other_child).await, 200);
     }
+);
 
-    let revoke = admin
-        .request("DELETE", "/identity/v3/auth/tokens")
-        .header("X-Subject-Token", &parent);
-    assert_eq!(Client::finish(revoke).await.status, 204);
-
-    for (what, token) in [
-        ("parent", &parent),
-        ("child", &child),
-        ("grandchild", &grandchild),
-    ] {
-        assert_eq!(check(&admin, token).await, 404, "the {what} is still valid");
-        let r = api
-            .anonymous()
-            .with_token(token)
-            .get("/identity/v3/projects")
-            .await;
-        assert_eq!(
-            r.status, 401,
-            "the {what} still authenticates: {:?}",
-            r.body
-        );
-        // Nor can it be renewed.
-        assert_eq!(from_token(&api, token).await.status, 401, "{what}");
-    }
-    assert_eq!(check(&admin, &other).await, 200);
-    assert_eq!(check(&admin, &other_child).await, 200);
-}
-
-#[tokio::test]
-async fn revoking_a_token_revokes_the_tokens_issued_from_it_sqlite() {
-    revoking_a_token_revokes_the_tokens_issued_from_it(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn revoking_a_token_revokes_the_tokens_issued_from_it_postgres() {
-    revoking_a_token_revokes_the_tokens_issued_from_it(Backend::Postgres).await;
-}
-
-async fn expired_tokens_are_purged(backend: Backend) {
-    let api = TestApi::start_with(TestDb::new(backend).await, |c| {
+both_backends!(expired_tokens_are_purged, |db: TestDb| async move {
+    let api = TestApi::start_with(db, |c| {
         // Expiries have whole seconds: this lives 2 to 3 s.
         c.token_ttl_seconds = 3;
         c.token_purge_interval_secs = 1;
@@ -184,14 +168,4 @@ async fn expired_tokens_are_purged(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-#[tokio::test]
-async fn expired_tokens_are_purged_sqlite() {
-    expired_tokens_are_purged(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn expired_tokens_are_purged_postgres() {
-    expired_tokens_are_purged(Backend::Postgres).await;
-}
+});

@@ -120,3 +120,27 @@ impl ConductorQueue {
         }
     }
 }
+
+/// POSTs `body` to `path` with an `Idempotency-Key` header: the call every
+/// idempotency test repeats.
+pub async fn post_with_key(c: &Client, path: &str, key: &str, body: &Value) -> Reply {
+    Client::finish(
+        c.request("POST", path)
+            .header("Idempotency-Key", key)
+            .json(body),
+    )
+    .await
+}
+
+/// The claim of key `k` by user `u` of scope `p` as process `owner` holds
+/// it: the store tests of the idempotency table race two owners on it.
+pub fn idempotency_hold(owner: &str) -> cloud_store::IdempotencyHold {
+    cloud_store::IdempotencyHold {
+        key: cloud_store::IdempotencyKey {
+            scope: "p".into(),
+            user: "u".into(),
+            key: "k".into(),
+        },
+        owner: owner.into(),
+    }
+}
