@@ -127,6 +127,26 @@ impl Driver for ObservedDriver {
         self.inner.reboot(id, kind).await
     }
 
+    async fn pause(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.inner.pause(id).await
+    }
+
+    async fn unpause(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.inner.unpause(id).await
+    }
+
+    async fn suspend(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.inner.suspend(id).await
+    }
+
+    async fn resume(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.inner.resume(id).await
+    }
+
+    async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.inner.inject_nmi(id).await
+    }
+
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
         self.inner.info(id).await
     }
