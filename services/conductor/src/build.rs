@@ -265,18 +265,7 @@ impl Conductor {
             .clone()
             .ok_or_else(|| Error::internal("spawn step without a host"))?;
         let spec = self.vm_spec(inst, &data.ports).await?;
-        self.store
-            .instance_update_state(
-                inst.id,
-                &StateUpdate {
-                    task_deadline: Some(Some(
-                        Timestamp::now().plus_seconds(self.config.spawn_timeout_secs),
-                    )),
-                    progress: Some(50),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        self.start_spawn_deadline(inst, Some(50)).await?;
         if !self
             .store
             .workflow_advance(wf_id, &self.id, "spawning", "waiting", &data.to_value())
@@ -300,6 +289,28 @@ impl Conductor {
         Ok(())
     }
 
+    /// Gives `inst` a fresh spawn deadline (now plus `spawn_timeout_secs`)
+    /// and `progress` if given: a first spawn and a resent one both wait
+    /// that long for the host before the reconciler fails the build.
+    async fn start_spawn_deadline(
+        &self,
+        inst: &Instance,
+        progress: Option<i64>,
+    ) -> Result<(), Error> {
+        self.store
+            .instance_update_state(
+                inst.id,
+                &StateUpdate {
+                    task_deadline: Some(Some(
+                        Timestamp::now().plus_seconds(self.config.spawn_timeout_secs),
+                    )),
+                    progress,
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
     /// Sends the spawn of a build taken over while `waiting` again (a
     /// no-op on a host that has the VM already, which then reports it
     /// again), with a fresh deadline.
@@ -314,17 +325,7 @@ impl Conductor {
         };
         tracing::info!(instance = %inst.id, %host, "took over a waiting build; sending the spawn again");
         let spec = self.vm_spec(inst, &data.ports).await?;
-        self.store
-            .instance_update_state(
-                inst.id,
-                &StateUpdate {
-                    task_deadline: Some(Some(
-                        Timestamp::now().plus_seconds(self.config.spawn_timeout_secs),
-                    )),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        self.start_spawn_deadline(inst, None).await?;
         let msg = ComputeMsg::Spawn {
             spec: Box::new(spec),
         };
