@@ -1,7 +1,7 @@
 //! Placement claims of one consumer, on PostgreSQL and on SQLite.
 
 use cloud_model::InstanceId;
-use cloud_store::{Claim, HostReport, Store};
+use cloud_store::{Claim, Store};
 use cloud_test_utils::{TestDb, both_backends, fake_host_report};
 
 async fn host(s: &Store, name: &str) -> cloud_model::ProviderId {
