@@ -3,7 +3,7 @@
 //! talking over RabbitMQ with state in PostgreSQL, each on its own config
 //! file as an operator would write it.
 
-use cloud_test_utils::{Client, Reply, TestDb, build_binaries, free_port};
+use cloud_test_utils::{Client, Reply, TestDb, build_binaries, free_port, terminate};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -70,23 +70,7 @@ impl Service {
 
     /// Sends SIGTERM and asserts the service exits 0 within 30 s.
     pub fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            assert!(Instant::now() < deadline, "{} did not stop", self.name);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        terminate(&mut self.child, self.name, Duration::from_secs(30));
     }
 }
 

@@ -19,7 +19,7 @@ mod plane;
 mod records;
 
 pub use api::{ADMIN_PASSWORD, Account, TestApi};
-pub use binaries::{build_binaries, free_port};
+pub use binaries::{build_binaries, free_port, terminate};
 pub use client::{Client, Reply};
 pub use db::{TestDb, pg_base_url};
 pub use network::{create_external_network, create_network, create_router, first_subnet};

@@ -5,7 +5,7 @@
 //! instead, so that QEMU (user libvirt-qemu) can still traverse it to the
 //! guests' disks; that choice is a unit test of the binary.
 
-use cloud_test_utils::free_port;
+use cloud_test_utils::{free_port, terminate};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -50,21 +50,6 @@ async fn start(dir: &Path) -> Child {
     }
 }
 
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cloud-aio did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -96,9 +81,9 @@ async fn a_new_data_directory_is_private() {
     // Under a world-readable parent, as ./data usually is.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = tmp.path().join("data");
-    let child = start(&dir).await;
+    let mut child = start(&dir).await;
     assert_private(&dir);
-    stop(child);
+    terminate(&mut child, "cloud-aio", Duration::from_secs(20));
     assert_private(&dir);
 }
 
@@ -112,8 +97,8 @@ async fn an_existing_loose_data_directory_is_tightened() {
     let db = dir.join("cloud.db");
     std::fs::write(&db, b"").unwrap();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let child = start(&dir).await;
+    let mut child = start(&dir).await;
     assert_private(&dir);
-    stop(child);
+    terminate(&mut child, "cloud-aio", Duration::from_secs(20));
     assert_private(&dir);
 }

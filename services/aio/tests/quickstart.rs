@@ -2,7 +2,7 @@
 //! working cloud (login, boot a server on the local fake host), and on
 //! SIGTERM finishes and exits 0.
 
-use cloud_test_utils::free_port;
+use cloud_test_utils::{free_port, terminate};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,23 +28,7 @@ async fn aio_serves_and_stops_cleanly() {
         .collect();
     assert_eq!(names, ["m1.tiny", "m1.small", "m1.medium"]);
     // SIGTERM: stop accepting, finish, exit 0.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "cloud-aio exited with {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "cloud-aio did not stop");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    terminate(&mut child, "cloud-aio", Duration::from_secs(20));
     assert!(dir.path().join("cloud.db").exists());
 }
 
