@@ -7,7 +7,7 @@ use crate::commands::floating_ips::FloatingIpCmd;
 use crate::commands::image::ImageCmd;
 use crate::commands::network::{NetworkCmd, PortCmd, SecurityGroupCmd, SubnetCmd};
 use crate::commands::routers::RouterCmd;
-use crate::commands::server_states::{FreezeArgs, LockArgs, UnlockArgs};
+use crate::commands::server_states::{DumpArgs, FreezeArgs, InterfacesArgs, LockArgs, UnlockArgs};
 use crate::commands::servers::{
     ActionsArgs, BootArgs, ConsoleArgs, DeleteArgs, ListArgs, PowerArgs, RebootArgs, ShowArgs,
 };
@@ -98,6 +98,10 @@ pub enum Command {
     Lock(LockArgs),
     /// Unlock a server.
     Unlock(UnlockArgs),
+    /// Send a server's guest an NMI so it writes a crash dump.
+    Dump(DumpArgs),
+    /// List a server's network interfaces (ports, networks, MACs, addresses).
+    Interfaces(InterfacesArgs),
     /// Print a server's console log.
     ConsoleLog(ConsoleArgs),
     /// List what was done to a server (and why something failed).

@@ -88,6 +88,8 @@ async fn dispatch(app: &App, command: &Command) -> CliResult {
         Command::Resume(a) => server_states::freeze(app, a, Freeze::Resume).await,
         Command::Lock(a) => server_states::lock(app, a).await,
         Command::Unlock(a) => server_states::unlock(app, a).await,
+        Command::Dump(a) => server_states::dump(app, a).await,
+        Command::Interfaces(a) => server_states::interfaces(app, a).await,
         Command::ConsoleLog(a) => servers::console_log(app, a).await,
         Command::Actions(a) => servers::actions(app, a).await,
         Command::Flavor(c) => compute::flavor(app, c).await,

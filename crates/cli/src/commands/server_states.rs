@@ -1,11 +1,12 @@
-//! `cloud pause|unpause|suspend|resume` and `cloud lock|unlock`: the
-//! server actions that freeze a server or protect it, beside stop/start
-//! (in `servers`).
+//! `cloud pause|unpause|suspend|resume`, `cloud lock|unlock`, `cloud dump`
+//! and `cloud interfaces`: the server actions that freeze a server, protect
+//! it or look inside it, beside stop/start (in `servers`).
 
 use crate::app::App;
 use crate::exit::CliResult;
+use crate::output::{Col, OutputArgs, print_list};
 use clap::Args;
-use cloud_client::{SERVER, ValueExt};
+use cloud_client::{Method, Request, SERVER, Service, ValueExt};
 use serde_json::{Value, json};
 
 /// `cloud pause|unpause|suspend|resume`.
@@ -104,4 +105,76 @@ pub async fn unlock(app: &App, a: &UnlockArgs) -> CliResult {
         .server_action(&id, json!({ "unlock": null }))
         .await?;
     Ok(())
+}
+
+/// `cloud dump`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cloud dump web-1      # the guest gets an NMI (a kernel set up for kdump writes a crash dump)
+
+Only an ACTIVE or PAUSED server can be sent one (exit 5 otherwise); a host
+whose hypervisor cannot send NMIs refuses it (exit 2).")]
+pub struct DumpArgs {
+    /// Server name or id.
+    pub server: String,
+}
+
+/// Asks the server's host to send its guest a non-maskable interrupt
+/// (Nova's trigger_crash_dump), so a hung guest can be made to dump.
+pub async fn dump(app: &App, a: &DumpArgs) -> CliResult {
+    let id = app.client.find(SERVER, &a.server).await?.id_str();
+    app.client
+        .server_action(&id, json!({ "trigger_crash_dump": null }))
+        .await?;
+    Ok(())
+}
+
+/// `cloud interfaces`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cloud interfaces web-1
+  cloud interfaces web-1 -f value -c 'Port ID'")]
+pub struct InterfacesArgs {
+    /// Server name or id.
+    pub server: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Lists a server's network interfaces (Nova's os-interface): which port
+/// on which network, with its MAC, addresses and state.
+pub async fn interfaces(app: &App, a: &InterfacesArgs) -> CliResult {
+    let id = app.client.find(SERVER, &a.server).await?.id_str();
+    let r = app
+        .client
+        .send(Request::new(
+            Method::GET,
+            Service::Compute,
+            format!("servers/{id}/os-interface"),
+        ))
+        .await?;
+    let list = r.json()?["interfaceAttachments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let cols = vec![
+        Col::new("Port ID", "port_id"),
+        Col::new("Network ID", "net_id"),
+        Col::new("MAC Address", "mac_addr"),
+        Col::with("Fixed IPs", "fixed_ips", fixed_ips),
+        Col::new("Port State", "port_state"),
+    ];
+    print_list(&list, &cols, &a.output)
+}
+
+/// The addresses of an interface's fixed_ips, comma separated.
+fn fixed_ips(v: &Value) -> String {
+    v.as_array()
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| ip["ip_address"].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
