@@ -5,50 +5,13 @@
 //! instead, so that QEMU (user libvirt-qemu) can still traverse it to the
 //! guests' disks; that choice is a unit test of the binary.
 
-use cloud_test_utils::{free_port, terminate};
+mod support;
+
+use cloud_test_utils::terminate;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Starts cloud-aio on `dir` with the fake driver and waits until it
-/// answers a login.
-async fn start(dir: &Path) -> Child {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cloud-aio"))
-        .args([
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--driver",
-            "fake",
-        ])
-        .env("CLOUD_ADMIN_PASSWORD", "modes")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let login = http
-            .post(format!("http://127.0.0.1:{port}/identity/v3/auth/tokens"))
-            .json(&serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": "modes"}}}}}))
-            .send()
-            .await;
-        if let Ok(r) = login
-            && r.status() == 201
-        {
-            return child;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("cloud-aio exited with {status}");
-        }
-        assert!(Instant::now() < deadline, "cloud-aio did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use std::time::Duration;
+use support::start_aio;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -81,7 +44,7 @@ async fn a_new_data_directory_is_private() {
     // Under a world-readable parent, as ./data usually is.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = tmp.path().join("data");
-    let mut child = start(&dir).await;
+    let (mut child, _, _) = start_aio(&dir, &[]).await;
     assert_private(&dir);
     terminate(&mut child, "cloud-aio", Duration::from_secs(20));
     assert_private(&dir);
@@ -97,7 +60,7 @@ async fn an_existing_loose_data_directory_is_tightened() {
     let db = dir.join("cloud.db");
     std::fs::write(&db, b"").unwrap();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut child = start(&dir).await;
+    let (mut child, _, _) = start_aio(&dir, &[]).await;
     assert_private(&dir);
     terminate(&mut child, "cloud-aio", Duration::from_secs(20));
     assert_private(&dir);

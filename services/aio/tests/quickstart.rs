@@ -2,9 +2,11 @@
 //! working cloud (login, boot a server on the local fake host), and on
 //! SIGTERM finishes and exits 0.
 
-use cloud_test_utils::{free_port, terminate};
-use std::process::{Command, Stdio};
+mod support;
+
+use cloud_test_utils::terminate;
 use std::time::{Duration, Instant};
+use support::start_aio;
 
 #[tokio::test]
 async fn aio_serves_and_stops_cleanly() {
@@ -30,46 +32,6 @@ async fn aio_serves_and_stops_cleanly() {
     // SIGTERM: stop accepting, finish, exit 0.
     terminate(&mut child, "cloud-aio", Duration::from_secs(20));
     assert!(dir.path().join("cloud.db").exists());
-}
-
-/// Starts cloud-aio with the local fake host and `extra` arguments;
-/// returns the process, its base URL and an admin token.
-#[allow(clippy::zombie_processes)] // the caller kills it and waits for it
-async fn start_aio(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_cloud-aio"))
-        .args([
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--driver",
-            "fake",
-        ])
-        .args(extra)
-        .env("CLOUD_ADMIN_PASSWORD", "quickstart")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let login = http
-            .post(format!("{base}/identity/v3/auth/tokens"))
-            .json(&serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": "quickstart"}}}, "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}))
-            .send()
-            .await;
-        if let Ok(r) = login
-            && r.status() == 201
-        {
-            let token = r.headers()["x-subject-token"].to_str().unwrap().to_owned();
-            return (child, base, token);
-        }
-        assert!(Instant::now() < deadline, "cloud-aio did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Boots a server of a 20-vCPU flavor (the quota allows 20 cores) on a cloud whose only host has 16
