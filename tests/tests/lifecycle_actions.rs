@@ -331,3 +331,59 @@ async fn a_pause_the_host_never_reports_fails_as_a_pause() {
     );
     plane.shutdown().await;
 }
+
+/// A hard reboot is the way out of PAUSED and SUSPENDED (Nova's
+/// ALLOW_HARD_REBOOT): the guest boots afresh and the server is ACTIVE; a
+/// suspended one's saved memory is dropped, not restored. A soft reboot
+/// stays refused in both states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hard_reboot_wakes_a_paused_or_suspended_server() {
+    let plane = ControlPlane::start(PlaneOptions::hosts(
+        Backend::Sqlite,
+        1,
+        FakeConfig::default(),
+    ))
+    .await;
+    let admin = plane.api.admin().await;
+    let image = active_image(&plane.api.db.store, &admin.project_id).await;
+    let c = &admin.client;
+    let r = boot(c, "vm1", "1", &image.to_string(), json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let driver = plane.driver(s["OS-EXT-SRV-ATTR:host"].as_str().unwrap());
+    let vm = InstanceId::parse(&id).unwrap();
+
+    for (freeze, status, boots) in [("pause", "PAUSED", 2), ("suspend", "SUSPENDED", 3)] {
+        assert_eq!(act(c, &id, json!({ freeze: null })).await.status, 202);
+        wait_for_status(c, &id, &[status], T).await;
+        let soft = act(c, &id, json!({"reboot": {"type": "SOFT"}})).await;
+        assert_eq!(soft.status, 409, "{freeze}: {}", soft.body);
+        let hard = act(c, &id, json!({"reboot": {"type": "HARD"}})).await;
+        assert_eq!(hard.status, 202, "{freeze}: {}", hard.body);
+        let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+        assert_eq!(s["status"], "ACTIVE", "{freeze}: {s}");
+        assert_eq!(s["OS-EXT-STS:power_state"], 1, "{freeze}: {s}");
+        assert_eq!(s["OS-EXT-STS:task_state"], Value::Null, "{freeze}: {s}");
+        assert_eq!(
+            driver.info(vm).await.unwrap().power_state,
+            PowerState::Running
+        );
+        // Booted again, not resumed.
+        let console = driver.console_output(vm, 1 << 20).await.unwrap();
+        assert_eq!(
+            console.matches("login: booted").count(),
+            boots,
+            "{freeze}: {console}"
+        );
+        assert!(!console.contains("TESTGUEST RESUMED"), "{console}");
+    }
+    let names = action_names(c, &id).await;
+    assert_eq!(
+        names.iter().filter(|n| *n == "reboot").count(),
+        2,
+        "{names:?}"
+    );
+    plane.shutdown().await;
+}

@@ -7,7 +7,9 @@
 //!   is not running) gets a hard reboot instead. A domain that stays
 //!   running cannot tell whether an ACPI *reboot* happened, an ACPI
 //!   power-off can be seen, so the fallback is reliable;
-//! - hard reboot: force off (if running), re-plug the network, start;
+//! - hard reboot: force off (if running), drop a suspended guest's
+//!   managed-save image (or the start would restore it: a resume, not a
+//!   boot), re-plug the network, start;
 //! - power on: re-plug the network (bridges vanish with a host reboot),
 //!   start.
 
@@ -149,7 +151,30 @@ pub async fn reboot(
         tracing::info!(instance = %id, "soft reboot timed out; rebooting hard");
     }
     force_off(drv, id, op).await?;
+    discard_saved_memory(drv, id, op).await?;
     start(drv, id, op).await
+}
+
+/// Removes the managed-save image a suspend left (`virDomainManagedSaveRemove`),
+/// so the next start boots the guest afresh instead of restoring it; `Ok`
+/// when there is none.
+async fn discard_saved_memory(
+    drv: &LibvirtDriver,
+    id: InstanceId,
+    op: Op,
+) -> Result<(), DriverError> {
+    drv.virt
+        .run(move |c| {
+            let Some(d) = lookup(c, id)? else {
+                return Ok(());
+            };
+            if d.has_managed_save(0)? {
+                d.managed_save_remove(0)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| DriverError::backend(op, id, e))
 }
 
 /// The power state of one of our domains.

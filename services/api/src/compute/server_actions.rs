@@ -123,7 +123,15 @@ pub async fn server_action(
                         &inst,
                         &request_id,
                         "reboot",
-                        &[VmState::Active, VmState::Stopped, VmState::Error],
+                        // Nova's ALLOW_HARD_REBOOT: a hard reboot is the way
+                        // out of any settled state, a frozen or saved one too.
+                        &[
+                            VmState::Active,
+                            VmState::Stopped,
+                            VmState::Paused,
+                            VmState::Suspended,
+                            VmState::Error,
+                        ],
                         &[
                             TaskState::Rebooting,
                             TaskState::PoweringOff,
