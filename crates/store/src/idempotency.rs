@@ -20,6 +20,29 @@ use crate::db::{Store, db_error, is_unique_violation};
 use crate::row::RowExt;
 use cloud_model::{Error, Timestamp};
 use sqlx::Transaction;
+use sqlx::any::{Any, AnyArguments};
+use sqlx::query::Query;
+
+/// Binds `$1` to `$7` of a claim's row (key, request hash, owner, lease,
+/// creation time): the first claim inserts them and a takeover writes
+/// them over the lapsed claim, in the same order.
+fn bind_claim<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    hold: &'q IdempotencyHold,
+    hash: &'q str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    let k = &hold.key;
+    query
+        .bind(&k.scope)
+        .bind(&k.user)
+        .bind(&k.key)
+        .bind(hash)
+        .bind(&hold.owner)
+        .bind(lease_until.micros())
+        .bind(now.micros())
+}
 
 /// Whose key it is: the caller's project (or `user:<id>` for an unscoped
 /// token), the caller, and the key the client chose.
@@ -91,18 +114,17 @@ impl Store {
         // Insert, or find a row we may take over; a few rounds when others
         // change the row between our statements.
         for _ in 0..3 {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (project_id, user_id, idem_key, request_hash, \
-                 owner, lease_until, status, response, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
+            let inserted = bind_claim(
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (project_id, user_id, idem_key, request_hash, \
+                     owner, lease_until, status, response, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
+                ),
+                hold,
+                hash,
+                now,
+                lease_until,
             )
-            .bind(&k.scope)
-            .bind(&k.user)
-            .bind(&k.key)
-            .bind(hash)
-            .bind(&hold.owner)
-            .bind(lease_until.micros())
-            .bind(now.micros())
             .execute(&self.pool)
             .await;
             match inserted {
@@ -140,20 +162,19 @@ impl Store {
             }
             // Expired, or its owner died: take it over, only if nobody else
             // did (and the owner did not renew or finish) meanwhile.
-            let taken = sqlx::query(
-                "UPDATE idempotency_keys SET request_hash = $4, owner = $5, lease_until = $6, \
-                 status = NULL, response = NULL, created_at = $7 \
-                 WHERE project_id = $1 AND user_id = $2 AND idem_key = $3 \
-                 AND owner = $8 AND lease_until = $9 AND created_at = $10 \
-                 AND (status IS NULL OR created_at < $11)",
+            let taken = bind_claim(
+                sqlx::query(
+                    "UPDATE idempotency_keys SET request_hash = $4, owner = $5, lease_until = $6, \
+                     status = NULL, response = NULL, created_at = $7 \
+                     WHERE project_id = $1 AND user_id = $2 AND idem_key = $3 \
+                     AND owner = $8 AND lease_until = $9 AND created_at = $10 \
+                     AND (status IS NULL OR created_at < $11)",
+                ),
+                hold,
+                hash,
+                now,
+                lease_until,
             )
-            .bind(&k.scope)
-            .bind(&k.user)
-            .bind(&k.key)
-            .bind(hash)
-            .bind(&hold.owner)
-            .bind(lease_until.micros())
-            .bind(now.micros())
             .bind(row.text("owner")?)
             .bind(lease)
             .bind(row.int("created_at")?)
