@@ -1,7 +1,9 @@
-//! `openstack server pause/unpause`, `suspend/resume` and `lock/unlock`
-//! on a running server (issue 13): the statuses and power states the CLI
-//! shows, the actions in `server event list`, and the CLI's own refusal of
-//! `lock --reason` at our microversion (2.1; a reason needs 2.73).
+//! `openstack server pause/unpause`, `suspend/resume`, `lock/unlock` and
+//! `dump create` on a running server (issue 13): the statuses and power
+//! states the CLI shows, the actions in `server event list`, and the CLI's
+//! own refusal of `lock --reason` at our microversion (2.1; a reason needs
+//! 2.73). `dump create` documents 2.17 but the CLI sends it at 2.1 without
+//! checking, and we accept trigger_crash_dump at 2.1 as an extension.
 
 use super::osc::wait_status;
 use super::{assert_contains, column};
@@ -29,9 +31,19 @@ pub async fn run(t: &Tools, server: &str) {
         .await;
     assert_contains(&err, "2.73");
     t.osc(&["server", "unlock", server]).await;
+    t.osc(&["server", "dump", "create", server]).await;
+    wait_status(t, server, "ACTIVE").await;
     let events = t.osc_json(&["server", "event", "list", server]).await;
     let actions = column(&events, "Action");
-    for a in ["pause", "unpause", "suspend", "resume", "lock", "unlock"] {
+    for a in [
+        "pause",
+        "unpause",
+        "suspend",
+        "resume",
+        "lock",
+        "unlock",
+        "trigger_crash_dump",
+    ] {
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }
 }
