@@ -13,6 +13,8 @@
 mod bench;
 #[path = "real_vms/crash_dump.rs"]
 mod crash_dump;
+#[path = "real_vms/hard_reboot.rs"]
+mod hard_reboot;
 #[path = "real_vms/pause_suspend.rs"]
 mod pause_suspend;
 #[path = "real_vms/support.rs"]
