@@ -147,6 +147,12 @@ struct CreateServer {
     /// Files to inject: only an empty list is served.
     #[serde(default)]
     personality: Option<Vec<Value>>,
+    /// Server tags (Nova 2.52): not a 2.1 field, but Ansible's
+    /// openstack.cloud.server sends an empty list on every create, so an
+    /// empty list is accepted; tags themselves are refused with the way to
+    /// set them.
+    #[serde(default)]
+    tags: Option<Vec<Value>>,
 }
 
 impl TryFrom<Value> for Networks {
@@ -231,6 +237,7 @@ pub async fn server_create(
     server_create_schema::check_unserved(
         s.block_device_mapping.as_deref(),
         s.personality.as_deref(),
+        s.tags.as_deref(),
     )?;
     if let Some(bdms) = &s.block_device_mapping_v2 {
         for b in bdms {

@@ -43,8 +43,19 @@ pub fn check_bdm_v2_fields(entry: &Value) -> ApiResult<()> {
 
 /// Refuses what Nova 2.1 accepts but this cloud cannot do: volume
 /// mappings in the legacy `block_device_mapping` and injected files in
-/// `personality`. Empty lists are accepted (clients send them).
-pub fn check_unserved(bdm_v1: Option<&[Value]>, personality: Option<&[Value]>) -> ApiResult<()> {
+/// `personality`; and tags, which come with 2.52. Empty lists are accepted
+/// (clients send them: Ansible sends `"tags": []` on every create).
+pub fn check_unserved(
+    bdm_v1: Option<&[Value]>,
+    personality: Option<&[Value]>,
+    tags: Option<&[Value]>,
+) -> ApiResult<()> {
+    if tags.is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'server.tags': tags at create come with microversion \
+             2.52; add them once the server exists (PUT /servers/{server_id}/tags/{tag}).",
+        ));
+    }
     if bdm_v1.is_some_and(|b| !b.is_empty()) {
         return Err(ApiError::bad_request(
             "Invalid input for field 'server.block_device_mapping': volumes are not supported; \
