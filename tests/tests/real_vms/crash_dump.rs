@@ -11,17 +11,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_guest_takes_an_nmi_and_keeps_running() {
     let cloud = RealCloud::start().await;
-    let image = cloud
-        .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
-        .await;
-    let flavor = cloud.flavor("real.1c128", 1, 128).await;
-    let (net, _) = cloud.network().await;
-    let id = cloud
-        .boot("vm-nmi", &flavor, &image, &net, None, None)
-        .await;
-    let server = cloud.wait(&id, &["ACTIVE", "ERROR"]).await;
-    assert_eq!(server["status"], "ACTIVE", "{server}");
-    cloud.wait_marker(&id, "READY", 1).await;
+    let id = cloud.boot_ready_guest("vm-nmi", None).await;
 
     // 202 only once the host sent the NMI (the action is a call).
     cloud.action(&id, json!({"trigger_crash_dump": null})).await;

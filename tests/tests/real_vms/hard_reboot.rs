@@ -3,31 +3,17 @@
 //! one's managed-save image before starting it, so the guest boots again
 //! (a second, third READY on its console) instead of carrying on.
 
-use crate::support::{RealCloud, URI, count, domain_running};
+use crate::support::{RealCloud, count, domain, domain_running};
 use serde_json::json;
 
 fn has_managed_save(id: &str) -> bool {
-    let conn = virt::connect::Connect::open(Some(URI)).unwrap();
-    conn.lookup_domain_by_uuid_string(id)
-        .unwrap()
-        .has_managed_save(0)
-        .unwrap()
+    domain(id).has_managed_save(0).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_or_suspended_real_guest_boots_again_on_a_hard_reboot() {
     let cloud = RealCloud::start().await;
-    let image = cloud
-        .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
-        .await;
-    let flavor = cloud.flavor("real.1c128", 1, 128).await;
-    let (net, _) = cloud.network().await;
-    let id = cloud
-        .boot("vm-hard", &flavor, &image, &net, None, None)
-        .await;
-    let server = cloud.wait(&id, &["ACTIVE", "ERROR"]).await;
-    assert_eq!(server["status"], "ACTIVE", "{server}");
-    cloud.wait_marker(&id, "READY", 1).await;
+    let id = cloud.boot_ready_guest("vm-hard", None).await;
 
     for (freeze, status, boots) in [("pause", "PAUSED", 2), ("suspend", "SUSPENDED", 3)] {
         cloud.action(&id, json!({ freeze: null })).await;

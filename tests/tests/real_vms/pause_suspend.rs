@@ -5,7 +5,7 @@
 //! with libvirt's managed-save image; resumed, the counter and the uptime
 //! carry on from where they were, and the guest did not boot again.
 
-use crate::support::{RealCloud, URI, count, domain_running};
+use crate::support::{RealCloud, count, domain, domain_running};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -41,32 +41,17 @@ async fn tick_after(cloud: &RealCloud, id: &str, after: u64) -> (u64, f64) {
     }
 }
 
-fn libvirt_domain(id: &str) -> virt::domain::Domain {
-    let conn = virt::connect::Connect::open(Some(URI)).unwrap();
-    conn.lookup_domain_by_uuid_string(id).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_guest_pauses_and_suspends_without_rebooting() {
     let cloud = RealCloud::start().await;
-    let image = cloud
-        .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
-        .await;
-    let flavor = cloud.flavor("real.1c128", 1, 128).await;
-    let (net, _) = cloud.network().await;
-    let id = cloud
-        .boot("vm-pause", &flavor, &image, &net, None, Some(TICKER))
-        .await;
-    let server = cloud.wait(&id, &["ACTIVE", "ERROR"]).await;
-    assert_eq!(server["status"], "ACTIVE", "{server}");
-    cloud.wait_marker(&id, "READY", 1).await;
+    let id = cloud.boot_ready_guest("vm-pause", Some(TICKER)).await;
     let (first, _) = tick_after(&cloud, &id, 1).await;
 
     // Paused: libvirt's domain is paused and the guest's counter stops.
     cloud.action(&id, json!({"pause": null})).await;
     let server = cloud.wait(&id, &["PAUSED"]).await;
     assert_eq!(server["OS-EXT-STS:power_state"], 3);
-    let (state, _) = libvirt_domain(&id).state().unwrap();
+    let (state, _) = domain(&id).state().unwrap();
     assert!(
         matches!(
             state.unwrap_or(virt::domain::DomainState::NoState),
@@ -100,7 +85,7 @@ async fn a_real_guest_pauses_and_suspends_without_rebooting() {
     assert_eq!(server["OS-EXT-STS:power_state"], 4);
     assert!(!domain_running(&id), "a suspended domain does not run");
     assert!(
-        libvirt_domain(&id).has_managed_save(0).unwrap(),
+        domain(&id).has_managed_save(0).unwrap(),
         "libvirt holds the guest's memory"
     );
     let saved = last_tick(&cloud.console(&id).await).unwrap();
@@ -123,7 +108,7 @@ async fn a_real_guest_pauses_and_suspends_without_rebooting() {
     );
     let console = cloud.console(&id).await;
     assert_eq!(count(&console, "BOOTED"), 1, "the guest did not boot again");
-    assert!(!libvirt_domain(&id).has_managed_save(0).unwrap());
+    assert!(!domain(&id).has_managed_save(0).unwrap());
 
     // A suspended server is deleted with its saved memory.
     cloud.action(&id, json!({"suspend": null})).await;

@@ -284,6 +284,25 @@ impl RealCloud {
         r.body["server"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// Uploads the test guest, boots one server of it (1 vCPU, 128 MiB) on
+    /// a network of its own with `user_data`, and waits until it is ACTIVE
+    /// and its console shows the first READY: where the server-action
+    /// tests (pause, suspend, reboots, NMIs) start. Returns its id.
+    pub async fn boot_ready_guest(&self, name: &str, user_data: Option<&str>) -> String {
+        let image = self
+            .upload("testguest", "testguest.qcow2", "qcow2", json!({}))
+            .await;
+        let flavor = self.flavor("real.1c128", 1, 128).await;
+        let (net, _) = self.network().await;
+        let id = self
+            .boot(name, &flavor, &image, &net, None, user_data)
+            .await;
+        let server = self.wait(&id, &["ACTIVE", "ERROR"]).await;
+        assert_eq!(server["status"], "ACTIVE", "{server}");
+        self.wait_marker(&id, "READY", 1).await;
+        id
+    }
+
     /// Waits for one of `statuses`; returns the server.
     pub async fn wait(&self, id: &str, statuses: &[&str]) -> Value {
         wait_for_status(self.client(), id, statuses, STATE_TIMEOUT).await
@@ -475,6 +494,12 @@ pub fn fixed_ip(server: &Value) -> String {
 pub fn domain_exists(id: &str) -> bool {
     let conn = virt::connect::Connect::open(Some(URI)).unwrap();
     conn.lookup_domain_by_uuid_string(id).is_ok()
+}
+
+/// The instance's libvirt domain (it must exist).
+pub fn domain(id: &str) -> virt::domain::Domain {
+    let conn = virt::connect::Connect::open(Some(URI)).unwrap();
+    conn.lookup_domain_by_uuid_string(id).unwrap()
 }
 
 /// Whether libvirt runs the instance's domain.
