@@ -29,6 +29,16 @@ pub enum Op {
     Resume,
     /// Sending a VM a non-maskable interrupt (a crash dump trigger).
     InjectNmi,
+    /// Rebuilding a VM from an image.
+    Rebuild,
+    /// Capturing a VM's root disk.
+    Snapshot,
+    /// Booting a VM from a rescue image.
+    Rescue,
+    /// Booting a rescued VM from its own disk again.
+    Unrescue,
+    /// Opening a VM's serial console.
+    SerialConsole,
     /// Reading a VM's state.
     Info,
     /// Listing VMs.
@@ -53,6 +63,11 @@ impl fmt::Display for Op {
             Op::Suspend => "suspend",
             Op::Resume => "resume",
             Op::InjectNmi => "inject an NMI into",
+            Op::Rebuild => "rebuild",
+            Op::Snapshot => "snapshot",
+            Op::Rescue => "rescue",
+            Op::Unrescue => "unrescue",
+            Op::SerialConsole => "open the serial console of",
             Op::Info => "get info of",
             Op::List => "list",
             Op::Console => "read the console of",

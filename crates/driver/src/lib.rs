@@ -104,6 +104,60 @@ pub trait Driver: Send + Sync + 'static {
         })
     }
 
+    /// Gives the VM a fresh root disk from `spec.image` and boots it again,
+    /// keeping its identity and NICs (Nova's rebuild). The default removes
+    /// the VM and creates it anew from `spec`.
+    async fn rebuild(&self, spec: &VmSpec) -> Result<(), DriverError> {
+        self.destroy(spec.id).await?;
+        self.spawn(spec).await
+    }
+
+    /// Captures the VM's root disk, consistent, as one self-contained image
+    /// file at `dest`, and leaves the VM in the power state it was in. The
+    /// agent uploads the file through the image API. Drivers that cannot
+    /// say so with [`DriverError::Unsupported`], the default.
+    async fn snapshot(
+        &self,
+        id: InstanceId,
+        dest: &std::path::Path,
+    ) -> Result<DiskSnapshot, DriverError> {
+        let _ = (id, dest);
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Snapshot,
+        })
+    }
+
+    /// Boots the VM from `rescue_image` with its own root disk attached as
+    /// the second disk (Nova's rescue). `Ok` if it is already rescued.
+    async fn rescue(&self, spec: &VmSpec, rescue_image: &ImageSpec) -> Result<(), DriverError> {
+        let _ = (spec, rescue_image);
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Rescue,
+        })
+    }
+
+    /// Boots a rescued VM from its own root disk again and drops the
+    /// rescue disk. `Ok` if it is not rescued.
+    async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::Unrescue,
+        })
+    }
+
+    /// Where the VM's serial port can be reached as a byte stream (a TCP
+    /// endpoint the console proxy connects to).
+    async fn serial_console(&self, id: InstanceId) -> Result<SerialEndpoint, DriverError> {
+        let _ = id;
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::SerialConsole,
+        })
+    }
+
     /// The VM's current state.
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError>;
 
@@ -131,6 +185,25 @@ pub trait Driver: Send + Sync + 'static {
     /// Failures are the driver's to log: the next run tries again, and no
     /// instance depends on it. The default does nothing.
     async fn periodic_maintenance(&self) {}
+}
+
+/// A root disk captured by [`Driver::snapshot`]: what the image record
+/// needs to describe the file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskSnapshot {
+    /// `qcow2` or `raw`.
+    pub disk_format: String,
+    /// Bytes in the file.
+    pub size: u64,
+}
+
+/// Where a VM's serial console is served as a raw byte stream over TCP.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SerialEndpoint {
+    /// Address the console proxy connects to.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
 }
 
 /// How to reboot.

@@ -76,6 +76,13 @@ pub enum VmState {
     Paused,
     /// Suspended.
     Suspended,
+    /// Booted from a rescue image, its own root disk attached second.
+    Rescued,
+    /// Shelved: snapshotted and stopped, still on its host.
+    Shelved,
+    /// Shelved and offloaded: on no host, holding no host resources; its
+    /// snapshot is what unshelve boots.
+    ShelvedOffloaded,
     /// Failed; see the fault.
     Error,
     /// Deleted (never shown: deleted servers are 404).
@@ -91,6 +98,9 @@ impl VmState {
             VmState::Stopped => "stopped",
             VmState::Paused => "paused",
             VmState::Suspended => "suspended",
+            VmState::Rescued => "rescued",
+            VmState::Shelved => "shelved",
+            VmState::ShelvedOffloaded => "shelved_offloaded",
             VmState::Error => "error",
             VmState::Deleted => "deleted",
         }
@@ -104,6 +114,9 @@ impl VmState {
             "stopped" => VmState::Stopped,
             "paused" => VmState::Paused,
             "suspended" => VmState::Suspended,
+            "rescued" => VmState::Rescued,
+            "shelved" => VmState::Shelved,
+            "shelved_offloaded" => VmState::ShelvedOffloaded,
             "error" => VmState::Error,
             "deleted" => VmState::Deleted,
             _ => return None,
@@ -137,6 +150,20 @@ pub enum TaskState {
     Suspending,
     /// Resume in progress.
     Resuming,
+    /// Rebuild in progress (a fresh root disk from the image).
+    Rebuilding,
+    /// A snapshot of the root disk is being taken and uploaded.
+    ImageSnapshot,
+    /// Rescue in progress.
+    Rescuing,
+    /// Unrescue in progress.
+    Unrescuing,
+    /// Shelve in progress (snapshot, then stop).
+    Shelving,
+    /// Offload of a shelved server in progress.
+    ShelvingOffloading,
+    /// Unshelve in progress (schedule, then boot the snapshot).
+    Unshelving,
     /// Delete in progress.
     Deleting,
 }
@@ -156,6 +183,13 @@ impl TaskState {
             TaskState::Unpausing => "unpausing",
             TaskState::Suspending => "suspending",
             TaskState::Resuming => "resuming",
+            TaskState::Rebuilding => "rebuilding",
+            TaskState::ImageSnapshot => "image_snapshot",
+            TaskState::Rescuing => "rescuing",
+            TaskState::Unrescuing => "unrescuing",
+            TaskState::Shelving => "shelving",
+            TaskState::ShelvingOffloading => "shelving_offloading",
+            TaskState::Unshelving => "unshelving",
             TaskState::Deleting => "deleting",
         }
     }
@@ -174,6 +208,13 @@ impl TaskState {
             "unpausing" => TaskState::Unpausing,
             "suspending" => TaskState::Suspending,
             "resuming" => TaskState::Resuming,
+            "rebuilding" => TaskState::Rebuilding,
+            "image_snapshot" => TaskState::ImageSnapshot,
+            "rescuing" => TaskState::Rescuing,
+            "unrescuing" => TaskState::Unrescuing,
+            "shelving" => TaskState::Shelving,
+            "shelving_offloading" => TaskState::ShelvingOffloading,
+            "unshelving" => TaskState::Unshelving,
             "deleting" => TaskState::Deleting,
             _ => return None,
         })
@@ -189,10 +230,16 @@ pub fn api_status(vm: VmState, task: Option<TaskState>) -> &'static str {
         (VmState::Active, Some(TaskState::RebootingHard)) => "HARD_REBOOT",
         (VmState::Stopped, Some(TaskState::Rebooting)) => "REBOOT",
         (VmState::Stopped, Some(TaskState::RebootingHard)) => "HARD_REBOOT",
+        (VmState::Active | VmState::Stopped | VmState::Error, Some(TaskState::Rebuilding)) => {
+            "REBUILD"
+        }
         (VmState::Active, _) => "ACTIVE",
         (VmState::Stopped, _) => "SHUTOFF",
         (VmState::Paused, _) => "PAUSED",
         (VmState::Suspended, _) => "SUSPENDED",
+        (VmState::Rescued, _) => "RESCUE",
+        (VmState::Shelved, _) => "SHELVED",
+        (VmState::ShelvedOffloaded, _) => "SHELVED_OFFLOADED",
         (VmState::Error, _) => "ERROR",
         (VmState::Deleted, _) => "DELETED",
     }
@@ -202,10 +249,13 @@ pub fn api_status(vm: VmState, task: Option<TaskState>) -> &'static str {
 pub fn vm_states_for_status(status: &str) -> Option<Vec<VmState>> {
     Some(match status.to_ascii_uppercase().as_str() {
         "BUILD" => vec![VmState::Building],
-        "ACTIVE" | "REBOOT" | "HARD_REBOOT" => vec![VmState::Active],
+        "ACTIVE" | "REBOOT" | "HARD_REBOOT" | "REBUILD" => vec![VmState::Active],
         "SHUTOFF" => vec![VmState::Stopped],
         "PAUSED" => vec![VmState::Paused],
         "SUSPENDED" => vec![VmState::Suspended],
+        "RESCUE" => vec![VmState::Rescued],
+        "SHELVED" => vec![VmState::Shelved],
+        "SHELVED_OFFLOADED" => vec![VmState::ShelvedOffloaded],
         "ERROR" => vec![VmState::Error],
         "DELETED" => vec![VmState::Deleted],
         _ => return None,

@@ -7,7 +7,7 @@
 //! logs) without our code.
 
 use cloud_bus::{BusError, Envelope};
-use cloud_driver::{HostResources, RebootKind, VmInfo, VmSpec};
+use cloud_driver::{HostResources, ImageSpec, RebootKind, SerialEndpoint, VmInfo, VmSpec};
 use cloud_model::instance::PowerState;
 use cloud_model::{InstanceId, NetworkId, SecurityGroupId};
 use serde::de::DeserializeOwned;
@@ -101,6 +101,28 @@ pub enum ConductorMsg {
         /// The host asking.
         host: String,
     },
+    /// Run (or resume) the rebuild of a server whose task_state is already
+    /// `rebuilding` (the API recorded the new image, name and metadata):
+    /// the conductor builds the spec and casts it to the server's host.
+    RebuildInstance {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Rescue a server whose task_state is already `rescuing`: the
+    /// conductor builds the spec and casts it with the rescue image.
+    RescueInstance {
+        /// The server.
+        instance_id: InstanceId,
+        /// The image to boot for the rescue (the server's own by default).
+        rescue_image_ref: String,
+    },
+    /// Run (or resume) the unshelve of a shelved-offloaded server whose
+    /// task_state is already `unshelving`: schedule it anew and boot its
+    /// snapshot.
+    UnshelveInstance {
+        /// The server.
+        instance_id: InstanceId,
+    },
     /// Periodic power-state sync: the hypervisor's view of every VM.
     PowerSync {
         /// Host.
@@ -137,6 +159,30 @@ pub enum HostEvent {
     Suspended,
     /// The suspended VM was restored and runs.
     Resumed,
+    /// The VM was rebuilt from its (new) image and runs.
+    Rebuilt,
+    /// The root disk was captured and uploaded as image `image_id`.
+    Snapshotted {
+        /// The snapshot image.
+        image_id: String,
+    },
+    /// Capturing or uploading the snapshot failed; the server is back in
+    /// its previous state.
+    SnapshotFailed {
+        /// The snapshot image (to be marked killed or removed).
+        image_id: String,
+        /// Why.
+        message: String,
+    },
+    /// The VM runs from its rescue image.
+    Rescued,
+    /// The VM runs from its own root disk again.
+    Unrescued,
+    /// The VM was snapshotted (for shelve) and stopped.
+    Shelved {
+        /// The snapshot image unshelve will boot.
+        image_id: String,
+    },
     /// The VM and its host resources are gone.
     Destroyed,
     /// A power action failed.
@@ -229,6 +275,49 @@ pub enum ComputeMsg {
         /// The server.
         instance_id: InstanceId,
     },
+    /// Give a VM a fresh root disk from `spec.image` and boot it, keeping
+    /// its NICs. Answered by `Rebuilt` or `ActionFailed`.
+    Rebuild {
+        /// What to build (the server's new image, name, metadata).
+        spec: Box<VmSpec>,
+    },
+    /// Capture the VM's root disk and upload it as image `image_id`
+    /// (already created, queued). Answered by `Snapshotted` or
+    /// `SnapshotFailed`.
+    Snapshot {
+        /// The server.
+        instance_id: InstanceId,
+        /// The image record to upload into.
+        image_id: String,
+    },
+    /// Boot the VM from a rescue image with its own disk second. Answered
+    /// by `Rescued` or `ActionFailed`.
+    Rescue {
+        /// The server as built.
+        spec: Box<VmSpec>,
+        /// The rescue image.
+        rescue_image: ImageSpec,
+    },
+    /// Boot a rescued VM from its own disk again. Answered by `Unrescued`
+    /// or `ActionFailed`.
+    Unrescue {
+        /// The server.
+        instance_id: InstanceId,
+    },
+    /// Snapshot the VM into image `image_id` and stop it. Answered by
+    /// `Shelved` or `ActionFailed`.
+    Shelve {
+        /// The server.
+        instance_id: InstanceId,
+        /// The image record to upload into.
+        image_id: String,
+    },
+    /// Where the VM's serial console can be reached (a call). Reply:
+    /// [`SerialEndpoint`].
+    SerialConsole {
+        /// The server.
+        instance_id: InstanceId,
+    },
     /// The host's desired data plane changed: pull it from the conductor
     /// ([`ConductorMsg::GetHostNetwork`]) and apply it. Carries no state,
     /// so duplicates and reordering are harmless; an agent coalesces a
@@ -277,6 +366,8 @@ pub enum HostReply {
     Console(Reply<ConsoleOutput>),
     /// To `TriggerCrashDump`.
     CrashDump(Reply<CrashDump>),
+    /// To `SerialConsole`.
+    Serial(Reply<SerialEndpoint>),
 }
 
 /// The reply to `ConsoleOutput`.

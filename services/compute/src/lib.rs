@@ -14,6 +14,7 @@ pub mod config;
 pub mod driver_config;
 pub mod image_fetcher;
 pub mod network_sync;
+mod snapshot;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
 use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
@@ -259,6 +260,89 @@ impl Agent {
                 .await;
                 None
             }
+            ComputeMsg::Rebuild { spec } => {
+                let id = spec.id;
+                let ports: Vec<String> = spec.nics.iter().map(|n| n.port_id.clone()).collect();
+                self.power_action(id, request_id, "rebuild", async {
+                    self.network
+                        .wait_for_ports(
+                            &ports,
+                            Duration::from_secs_f64(self.config.ports_ready_timeout_secs),
+                        )
+                        .await
+                        .map_err(|why| {
+                            DriverError::backend(
+                                cloud_driver::Op::Rebuild,
+                                id,
+                                anyhow::anyhow!(why),
+                            )
+                        })?;
+                    self.driver.rebuild(&spec).await.map(|_| HostEvent::Rebuilt)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Snapshot {
+                instance_id,
+                image_id,
+            } => {
+                let lock = self.lock_for(instance_id);
+                let _g = lock.lock().await;
+                let event = match self.capture_and_upload(instance_id, &image_id).await {
+                    Ok(()) => HostEvent::Snapshotted { image_id },
+                    Err(message) => HostEvent::SnapshotFailed { image_id, message },
+                };
+                self.report_event(instance_id, request_id, event).await;
+                None
+            }
+            ComputeMsg::Shelve {
+                instance_id,
+                image_id,
+            } => {
+                self.power_action(instance_id, request_id, "shelve", async {
+                    self.capture_and_upload(instance_id, &image_id)
+                        .await
+                        .map_err(|m| {
+                            DriverError::backend(
+                                cloud_driver::Op::Snapshot,
+                                instance_id,
+                                anyhow::anyhow!(m),
+                            )
+                        })?;
+                    self.driver
+                        .power_off(instance_id, shutdown_timeout)
+                        .await
+                        .map(|_| HostEvent::Shelved { image_id })
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Rescue { spec, rescue_image } => {
+                self.power_action(spec.id, request_id, "rescue", async {
+                    self.driver
+                        .rescue(&spec, &rescue_image)
+                        .await
+                        .map(|_| HostEvent::Rescued)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::Unrescue { instance_id } => {
+                self.power_action(instance_id, request_id, "unrescue", async {
+                    self.driver
+                        .unrescue(instance_id)
+                        .await
+                        .map(|_| HostEvent::Unrescued)
+                })
+                .await;
+                None
+            }
+            ComputeMsg::SerialConsole { instance_id } => Some(HostReply::Serial(
+                match self.driver.serial_console(instance_id).await {
+                    Ok(endpoint) => Reply::Ok(endpoint),
+                    Err(e) => Reply::Err(e.to_string()),
+                },
+            )),
             ComputeMsg::SyncNetwork { reason } => {
                 tracing::debug!(%reason, "network sync requested");
                 self.network.request();

@@ -19,8 +19,12 @@ mod delete;
 mod liveness;
 mod network_state;
 mod ports;
+mod rebuild;
 mod reconcile;
 mod reports;
+mod rescue;
+mod shelve;
+mod snapshot;
 mod spec;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery};
@@ -112,6 +116,19 @@ impl Conductor {
                     request_id,
                 )
                 .await
+            }
+            ConductorMsg::RebuildInstance { instance_id } => {
+                self.rebuild(instance_id, request_id).await
+            }
+            ConductorMsg::RescueInstance {
+                instance_id,
+                rescue_image_ref,
+            } => {
+                self.rescue(instance_id, &rescue_image_ref, request_id)
+                    .await
+            }
+            ConductorMsg::UnshelveInstance { instance_id } => {
+                self.unshelve(instance_id, request_id).await
             }
             ConductorMsg::PowerSync {
                 host,

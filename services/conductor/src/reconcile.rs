@@ -109,6 +109,13 @@ impl Conductor {
                     TaskState::Unpausing => "unpause",
                     TaskState::Suspending => "suspend",
                     TaskState::Resuming => "resume",
+                    TaskState::Rebuilding => "rebuild",
+                    TaskState::ImageSnapshot => "createImage",
+                    TaskState::Rescuing => "rescue",
+                    TaskState::Unrescuing => "unrescue",
+                    TaskState::Shelving => "shelve",
+                    TaskState::ShelvingOffloading => "shelveOffload",
+                    TaskState::Unshelving => "unshelve",
                     _ => "reboot",
                 };
                 tracing::warn!(instance = %inst.id, %host, task = task.as_str(), "task timed out");

@@ -292,6 +292,20 @@ impl Conductor {
                 )
                 .await
             }
+            HostEvent::Rebuilt => self.rebuilt(&inst, host, power_state).await,
+            HostEvent::Snapshotted { image_id } => {
+                self.snapshotted(&inst, host, power_state, &image_id, None)
+                    .await
+            }
+            HostEvent::SnapshotFailed { image_id, message } => {
+                self.snapshotted(&inst, host, power_state, &image_id, Some(&message))
+                    .await
+            }
+            HostEvent::Rescued => self.rescued(&inst, host, power_state).await,
+            HostEvent::Unrescued => self.unrescued(&inst, host, power_state).await,
+            HostEvent::Shelved { image_id } => {
+                self.shelved(&inst, host, power_state, &image_id).await
+            }
             HostEvent::ActionFailed { action, message } => {
                 if inst.task_state.is_some() {
                     self.store
@@ -323,7 +337,7 @@ impl Conductor {
     }
 
     /// Completes a power action whose task is `task`.
-    async fn finish_action(
+    pub(crate) async fn finish_action(
         &self,
         inst: &Instance,
         host: &str,

@@ -14,6 +14,9 @@ use crate::compute::server_lock::{self, refuse_if_locked};
 use crate::compute::server_pause::{Freeze, freeze};
 use crate::compute::server_security_groups::change_security_group;
 use crate::compute::servers::load;
+use crate::compute::{
+    server_console, server_rebuild, server_rescue, server_shelve, server_snapshot,
+};
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::extract::JsonBody;
 use crate::request_id::RequestId;
@@ -170,6 +173,16 @@ pub async fn server_action(
         "suspend" => freeze(&state, &ctx, &id, &request_id, Freeze::Suspend).await,
         "resume" => freeze(&state, &ctx, &id, &request_id, Freeze::Resume).await,
         "trigger_crash_dump" => trigger_crash_dump(&state, &ctx, &id, &request_id).await,
+        "rebuild" => server_rebuild::rebuild(&state, &ctx, &id, &request_id, args).await,
+        "createImage" => server_snapshot::create_image(&state, &ctx, &id, &request_id, args).await,
+        "rescue" => server_rescue::rescue(&state, &ctx, &id, &request_id, args).await,
+        "unrescue" => server_rescue::unrescue(&state, &ctx, &id, &request_id).await,
+        "shelve" => server_shelve::shelve(&state, &ctx, &id, &request_id).await,
+        "shelveOffload" => server_shelve::shelve_offload(&state, &ctx, &id, &request_id).await,
+        "unshelve" => server_shelve::unshelve(&state, &ctx, &id, &request_id, args).await,
+        "os-getSerialConsole" => {
+            server_console::get_serial_console(&state, &ctx, &id, &request_id, args).await
+        }
         other => Err(ApiError::bad_request(format!(
             "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
              pause, unpause, suspend, resume, lock, unlock, trigger_crash_dump, \

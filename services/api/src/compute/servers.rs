@@ -332,6 +332,9 @@ pub async fn server_delete(
         VmState::Stopped,
         VmState::Paused,
         VmState::Suspended,
+        VmState::Rescued,
+        VmState::Shelved,
+        VmState::ShelvedOffloaded,
         VmState::Error,
     ];
     let other_tasks = [
@@ -346,6 +349,13 @@ pub async fn server_delete(
         TaskState::Unpausing,
         TaskState::Suspending,
         TaskState::Resuming,
+        TaskState::Rebuilding,
+        TaskState::ImageSnapshot,
+        TaskState::Rescuing,
+        TaskState::Unrescuing,
+        TaskState::Shelving,
+        TaskState::ShelvingOffloading,
+        TaskState::Unshelving,
     ];
     let deadline = Timestamp::now().plus_seconds(900);
     match state
