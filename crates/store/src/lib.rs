@@ -14,6 +14,7 @@
 
 mod actions;
 mod conductors;
+mod console_tokens;
 mod data_plane;
 mod db;
 mod failover;
@@ -24,6 +25,8 @@ mod idempotency;
 mod identity;
 mod images;
 mod instance_create;
+mod instance_rebuild;
+mod instance_shelve;
 mod instances;
 mod keypairs;
 mod l3_host;
@@ -55,6 +58,8 @@ pub use hosts::{
 pub use idempotency::{IdempotencyClaim, IdempotencyHold, IdempotencyKey, IdempotencyRecord};
 pub use identity::NewUser;
 pub use images::{ImageFilter, ImageUpload};
+pub use instance_rebuild::{REBUILD_FROM, RebuildChange};
+pub use instance_shelve::ShelveRecord;
 pub use instances::{InstanceFilter, StateUpdate};
 pub use l3_host::{GatewayLeg, HostRouter};
 pub use l3_ports::AddressRequest;

@@ -47,6 +47,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server_lock",
         include_str!("../../../migrations/0009_server_lock.sql"),
     ),
+    (
+        10,
+        "console_tokens",
+        include_str!("../../../migrations/0010_console_tokens.sql"),
+    ),
+    (
+        11,
+        "instance_shelves",
+        include_str!("../../../migrations/0011_instance_shelves.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
