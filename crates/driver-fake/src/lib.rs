@@ -7,9 +7,16 @@
 //! (fail the next N spawns, slow spawns) for exercising rescheduling and
 //! timeouts.
 
+mod rescue;
+mod serial;
+mod snapshot;
+
+pub use snapshot::snapshot_content;
+
 use async_trait::async_trait;
 use cloud_driver::{
-    Driver, DriverError, HostNetwork, HostResources, NumaCell, Op, RebootKind, VmInfo, VmSpec,
+    DiskSnapshot, Driver, DriverError, HostNetwork, HostResources, ImageSpec, NumaCell, Op,
+    RebootKind, VmInfo, VmSpec,
 };
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
@@ -60,6 +67,10 @@ struct FakeVm {
     /// NMIs received (crash dumps asked for): a simulated guest has no
     /// kernel to dump, so tests read this count instead.
     nmis: u32,
+    /// The image its root disk came from (its "disk content").
+    root_image: String,
+    /// The rescue image it runs from while rescued.
+    rescue: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +82,10 @@ struct Faults {
     network_failure: Option<String>,
     /// Behave as a driver that cannot inject NMIs.
     no_nmi: bool,
+    /// Snapshot failures and delay.
+    snapshot: snapshot::SnapshotFaults,
+    /// Rescue and unrescue failures.
+    rescue: rescue::RescueFaults,
 }
 
 /// The in-memory driver.
@@ -83,6 +98,8 @@ pub struct FakeDriver {
     /// how many states were applied (a simulated host carries no traffic,
     /// but what it was told to carry is what scale tests check).
     network: Mutex<(HostNetwork, u64)>,
+    /// The VMs' simulated serial consoles (TCP listeners).
+    serial: serial::SerialPorts,
 }
 
 impl FakeDriver {
@@ -93,6 +110,7 @@ impl FakeDriver {
             vms: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             network: Mutex::new((HostNetwork::default(), 0)),
+            serial: serial::SerialPorts::default(),
         }
     }
 
@@ -231,6 +249,7 @@ impl Driver for FakeDriver {
                 spec.flavor.ram_mb,
                 spec.nics.len()
             ),
+            format!("fake hypervisor: root disk from image {}", spec.image.id),
             format!("{} login: booted", spec.hostname),
             "TESTGUEST READY".to_owned(),
         ];
@@ -242,6 +261,8 @@ impl Driver for FakeDriver {
                 console,
                 saved: false,
                 nmis: 0,
+                root_image: spec.image.id.clone(),
+                rescue: None,
             },
         );
         Ok(())
@@ -249,6 +270,7 @@ impl Driver for FakeDriver {
 
     async fn destroy(&self, id: InstanceId) -> Result<(), DriverError> {
         self.vms.lock().expect("vms lock").remove(&id);
+        self.serial.close(id);
         Ok(())
     }
 
@@ -373,6 +395,22 @@ impl Driver for FakeDriver {
         })
     }
 
+    async fn snapshot(
+        &self,
+        id: InstanceId,
+        dest: &std::path::Path,
+    ) -> Result<DiskSnapshot, DriverError> {
+        self.take_snapshot(id, dest).await
+    }
+
+    async fn rescue(&self, spec: &VmSpec, rescue_image: &ImageSpec) -> Result<(), DriverError> {
+        self.rescue_vm(spec.id, &rescue_image.id)
+    }
+
+    async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.unrescue_vm(id)
+    }
+
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
         self.with_vm(id, |vm| {
             Ok(VmInfo {
@@ -416,6 +454,23 @@ impl Driver for FakeDriver {
         n.0 = desired.clone();
         n.1 += 1;
         Ok(cloud_driver::NetworkApplied::default())
+    }
+
+    async fn serial_console(
+        &self,
+        id: InstanceId,
+    ) -> Result<cloud_driver::SerialEndpoint, DriverError> {
+        let name = self.with_vm(id, |vm| match vm.power {
+            PowerState::Shutdown => Err(DriverError::InvalidState {
+                current: vm.power,
+                requested: Op::SerialConsole,
+            }),
+            _ => Ok(vm.name.clone()),
+        })?;
+        self.serial
+            .endpoint(id, &name)
+            .await
+            .map_err(|e| DriverError::backend(Op::SerialConsole, id, e))
     }
 
     async fn console_output(

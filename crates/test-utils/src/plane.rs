@@ -9,7 +9,7 @@ use crate::api::TestApi;
 use crate::client::{Client, Reply};
 use crate::db::TestDb;
 use cloud_bus::{Bus, InProcBus};
-use cloud_compute::{Agent, AgentConfig, ImageApiConfig};
+use cloud_compute::{Agent, AgentConfig, HttpImageFetcher, ImageApiConfig};
 use cloud_conductor::{Conductor, ConductorConfig};
 use cloud_driver::Driver;
 use cloud_driver_fake::{FakeConfig, FakeDriver};
@@ -99,6 +99,18 @@ pub struct FakeHost {
     agent: Option<Running>,
 }
 
+/// Credentials for the image API of `api`: the bootstrap admin.
+fn image_api_of(api: &TestApi) -> ImageApiConfig {
+    ImageApiConfig {
+        auth_url: format!("{}/identity/v3", api.url),
+        username: "admin".to_owned(),
+        password: Some(crate::api::ADMIN_PASSWORD.to_owned()),
+        user_domain_name: "Default".to_owned(),
+        project_name: "admin".to_owned(),
+        project_domain_name: "Default".to_owned(),
+    }
+}
+
 /// The running control plane.
 pub struct ControlPlane {
     /// The API (and its database).
@@ -112,6 +124,9 @@ pub struct ControlPlane {
     other_hosts: Vec<(String, Option<Running>)>,
     conductors: Vec<Running>,
     schedulers: Vec<(Arc<Scheduler>, Running)>,
+    /// Every host's snapshot uploads, with [`ControlPlane::image_api`]'s
+    /// credentials.
+    snapshot_uploader: Arc<HttpImageFetcher>,
 }
 
 impl ControlPlane {
@@ -131,8 +146,12 @@ impl ControlPlane {
             tweak(c);
         })
         .await;
+        let snapshot_uploader = Arc::new(
+            HttpImageFetcher::new(image_api_of(&api)).expect("the image API config has a password"),
+        );
         let mut plane = ControlPlane {
             api,
+            snapshot_uploader,
             bus,
             hosts: Vec::new(),
             options,
@@ -209,7 +228,10 @@ impl ControlPlane {
         let mut config = AgentConfig::for_host(name);
         tweak(&mut config);
         let driver: Arc<dyn Driver> = host.driver.clone();
-        let agent = Agent::new(config, bus, driver);
+        let agent = Agent::new(config, bus, driver).with_image_api(
+            self.snapshot_uploader.clone(),
+            cloud_compute::default_scratch_dir(name),
+        );
         host.agent = Some(Running::spawn(|stop| async move {
             let _ = agent.run(stop.cancelled_owned()).await;
         }));
@@ -231,7 +253,10 @@ impl ControlPlane {
     pub async fn add_host_with(&mut self, config: AgentConfig, driver: Arc<dyn Driver>) {
         let name = config.host.clone();
         let name = name.as_str();
-        let agent = Agent::new(config, self.bus.clone(), driver);
+        let agent = Agent::new(config, self.bus.clone(), driver).with_image_api(
+            self.snapshot_uploader.clone(),
+            cloud_compute::default_scratch_dir(name),
+        );
         let running = Running::spawn(|stop| async move {
             if let Err(e) = agent.run(stop.cancelled_owned()).await {
                 eprintln!("compute agent failed: {e:#}");
@@ -257,14 +282,7 @@ impl ControlPlane {
     /// Credentials for a host's image downloads: the image API of this
     /// plane, as the bootstrap admin.
     pub fn image_api(&self) -> ImageApiConfig {
-        ImageApiConfig {
-            auth_url: format!("{}/identity/v3", self.api.url),
-            username: "admin".to_owned(),
-            password: Some(crate::api::ADMIN_PASSWORD.to_owned()),
-            user_domain_name: "Default".to_owned(),
-            project_name: "admin".to_owned(),
-            project_domain_name: "Default".to_owned(),
-        }
+        image_api_of(&self.api)
     }
 
     /// Stops the agent of `name` (no more heartbeats, nothing consumed).

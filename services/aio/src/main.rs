@@ -144,10 +144,13 @@ async fn main() -> anyhow::Result<()> {
     let local = cloud_service_common::hostname();
     // One secret per run, shared by the metadata API and the proxies.
     let metadata_secret = uuid::Uuid::new_v4().simple().to_string();
+    let image_api = driver::image_api(api_addr, service_password);
+    // Every agent uploads snapshots with the compute service account.
+    let snapshots = Arc::new(cloud_compute::HttpImageFetcher::new(image_api.clone())?);
     let driver = driver::choose(
         args.driver,
         &args.data_dir,
-        driver::image_api(api_addr, service_password),
+        image_api,
         driver::metadata_upstream(api_addr, &metadata_secret),
     )
     .await?;
@@ -155,14 +158,16 @@ async fn main() -> anyhow::Result<()> {
     if qemu_may_traverse && driver.kind() != "libvirt" {
         data_dir::set_mode(&args.data_dir, data_dir::dir_mode(false))?;
     }
-    let agent = Agent::new(args.local_agent(&local), bus.clone(), driver);
+    let agent = Agent::new(args.local_agent(&local), bus.clone(), driver)
+        .with_image_api(snapshots.clone(), args.data_dir.join("snapshots"));
     tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
     for i in 1..=args.fake_hosts {
         let agent = Agent::new(
             AgentConfig::for_host(&format!("fake-{i}")),
             bus.clone(),
             Arc::new(FakeDriver::new(FakeConfig::default())),
-        );
+        )
+        .with_image_api(snapshots.clone(), args.data_dir.join("snapshots"));
         tasks.push(tokio::spawn(agent.run(stop.clone().cancelled_owned())));
     }
 

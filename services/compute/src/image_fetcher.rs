@@ -1,5 +1,5 @@
 //! Image bytes for the driver's image cache, downloaded from our image
-//! API over HTTP.
+//! API over HTTP, and snapshots uploaded to it.
 //!
 //! A compute agent holds no database credentials, so it fetches images the
 //! way any client does: it logs in to the identity API with its service
@@ -9,6 +9,12 @@
 //! and reused; when the API answers 401 (expired or revoked) the fetcher
 //! logs in again once and retries. Checksums are verified by the driver
 //! against the image record, not here.
+//!
+//! Snapshots go the other way with the same account and token:
+//! [`HttpImageFetcher::upload`] sends a captured disk file with
+//! `PUT {image}/v2/images/{id}/file`, the image API's normal upload path,
+//! which moves the image `queued` -> `saving` -> `active` and records its
+//! size and checksums (and enforces the owner's image storage quota).
 
 use anyhow::{Context, anyhow, bail};
 use async_trait::async_trait;
@@ -16,6 +22,8 @@ use cloud_driver::ImageFetcher;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt;
+use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -144,6 +152,140 @@ impl HttpImageFetcher {
         }
     }
 
+    /// Sends the request `build` makes for a session, logging in first if
+    /// needed, and once more when the API answers 401 (the token expired or
+    /// was revoked). `build` may run twice, so it must make a fresh request
+    /// (and body) each time. Any answer but that 401 is returned as is.
+    async fn send<F, Fut>(&self, build: F) -> anyhow::Result<reqwest::Response>
+    where
+        F: Fn(Session) -> Fut,
+        Fut: Future<Output = anyhow::Result<reqwest::RequestBuilder>>,
+    {
+        let mut logged_in_again = false;
+        loop {
+            let session = self.session().await?;
+            let (token, base) = (session.token.clone(), session.image_url.clone());
+            let request = build(session).await?.header("X-Auth-Token", &token);
+            let resp = request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the image API at {base}"))?;
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED && !logged_in_again {
+                tracing::info!("image API token refused; logging in again");
+                self.forget(&token).await;
+                logged_in_again = true;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Uploads the disk file `file` (in `disk_format`) as the data of the
+    /// queued image `image_id` (a snapshot the API created). The image's
+    /// `disk_format` is corrected first when the driver captured another
+    /// format than the record says (the record starts with its source
+    /// image's). An image already `active` was uploaded by an earlier
+    /// delivery of the same request: nothing to do.
+    pub async fn upload(
+        &self,
+        image_id: &str,
+        file: &Path,
+        disk_format: &str,
+    ) -> anyhow::Result<()> {
+        let record = self.image_record(image_id).await?;
+        match record["status"].as_str().unwrap_or_default() {
+            "active" => return Ok(()),
+            "queued" => {}
+            other => bail!("image {image_id} is {other}, not queued: it cannot take the snapshot"),
+        }
+        if record["disk_format"].as_str() != Some(disk_format) {
+            self.set_disk_format(image_id, disk_format).await?;
+        }
+        let resp = self
+            .send(|s| async move {
+                let url = format!("{}/v2/images/{image_id}/file", s.image_url);
+                let f = tokio::fs::File::open(file)
+                    .await
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                let len = f
+                    .metadata()
+                    .await
+                    .with_context(|| format!("cannot read {}", file.display()))?
+                    .len();
+                let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                    f,
+                    256 * 1024,
+                ));
+                Ok(self
+                    .http
+                    .put(url)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", len)
+                    .body(body))
+            })
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!(
+                "the upload of image {image_id} answered {status}: {}",
+                error_message(&text)
+            );
+        }
+        Ok(())
+    }
+
+    /// The image record `image_id` as the image API shows it.
+    async fn image_record(&self, image_id: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .send(|s| async move {
+                Ok(self
+                    .http
+                    .get(format!("{}/v2/images/{image_id}", s.image_url)))
+            })
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!(
+                "image {image_id} cannot be read: {status}: {}",
+                error_message(&text)
+            );
+        }
+        resp.json()
+            .await
+            .with_context(|| format!("the image API sent an unreadable image {image_id}"))
+    }
+
+    /// Replaces a queued image's `disk_format` (a JSON patch).
+    async fn set_disk_format(&self, image_id: &str, disk_format: &str) -> anyhow::Result<()> {
+        let patch = json!([{"op": "replace", "path": "/disk_format", "value": disk_format}]);
+        let resp = self
+            .send(|s| {
+                let patch = patch.clone();
+                async move {
+                    Ok(self
+                        .http
+                        .patch(format!("{}/v2/images/{image_id}", s.image_url))
+                        .header(
+                            "Content-Type",
+                            "application/openstack-images-v2.1-json-patch",
+                        )
+                        .body(patch.to_string()))
+                }
+            })
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!(
+                "cannot set image {image_id}'s disk_format to {disk_format}: {status}: {}",
+                error_message(&text)
+            );
+        }
+        Ok(())
+    }
+
     async fn login(&self) -> anyhow::Result<Session> {
         let c = &self.config;
         let url = c.tokens_url();
@@ -237,47 +379,37 @@ impl ImageFetcher for HttpImageFetcher {
         image_id: &str,
         dest: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> anyhow::Result<u64> {
-        let mut logged_in_again = false;
-        loop {
-            let session = self.session().await?;
-            let url = format!("{}/v2/images/{image_id}/file", session.image_url);
-            let mut resp = self
-                .http
-                .get(&url)
-                .header("X-Auth-Token", &session.token)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the image API at {url}"))?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED && !logged_in_again {
-                tracing::info!("image API token refused; logging in again");
-                self.forget(&session.token).await;
-                logged_in_again = true;
-                continue;
-            }
-            if status == reqwest::StatusCode::NO_CONTENT {
-                bail!("the image has no data (it was never uploaded)");
-            }
-            if !status.is_success() {
-                let text = resp.text().await.unwrap_or_default();
-                bail!("GET {url} answered {status}: {}", error_message(&text));
-            }
-            let mut written = 0u64;
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .with_context(|| format!("the download of {url} broke off after {written} bytes"))?
-            {
-                dest.write_all(&chunk)
-                    .await
-                    .context("cannot write the image to the cache")?;
-                written += chunk.len() as u64;
-            }
-            dest.flush()
+        let mut resp = self
+            .send(|s| async move {
+                Ok(self
+                    .http
+                    .get(format!("{}/v2/images/{image_id}/file", s.image_url)))
+            })
+            .await?;
+        let url = resp.url().to_string();
+        let status = resp.status();
+        if status == reqwest::StatusCode::NO_CONTENT {
+            bail!("the image has no data (it was never uploaded)");
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!("GET {url} answered {status}: {}", error_message(&text));
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .with_context(|| format!("the download of {url} broke off after {written} bytes"))?
+        {
+            dest.write_all(&chunk)
                 .await
                 .context("cannot write the image to the cache")?;
-            return Ok(written);
+            written += chunk.len() as u64;
         }
+        dest.flush()
+            .await
+            .context("cannot write the image to the cache")?;
+        Ok(written)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod driver_config;
 pub mod image_fetcher;
 pub mod network_sync;
 mod snapshot;
+pub use snapshot::default_scratch_dir;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
 use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
@@ -43,6 +44,8 @@ pub struct Agent {
     generation: AtomicI64,
     locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
     network: Arc<NetworkSync>,
+    /// Where snapshots are uploaded ([`Agent::with_image_api`]).
+    snapshot_uploads: std::sync::OnceLock<snapshot::SnapshotUploads>,
 }
 
 impl Agent {
@@ -56,6 +59,7 @@ impl Agent {
             generation: AtomicI64::new(0),
             locks: Mutex::new(HashMap::new()),
             network,
+            snapshot_uploads: std::sync::OnceLock::new(),
         })
     }
 
@@ -264,6 +268,12 @@ impl Agent {
                 let id = spec.id;
                 let ports: Vec<String> = spec.nics.iter().map(|n| n.port_id.clone()).collect();
                 self.power_action(id, request_id, "rebuild", async {
+                    // A stopped server stays stopped (Nova): a guest that
+                    // was off is powered off again once rebuilt.
+                    let was_off = matches!(
+                        self.driver.info(id).await.map(|i| i.power_state),
+                        Ok(PowerState::Shutdown)
+                    );
                     self.network
                         .wait_for_ports(
                             &ports,
@@ -277,7 +287,11 @@ impl Agent {
                                 anyhow::anyhow!(why),
                             )
                         })?;
-                    self.driver.rebuild(&spec).await.map(|_| HostEvent::Rebuilt)
+                    self.driver.rebuild(&spec).await?;
+                    if was_off {
+                        self.driver.power_off(id, shutdown_timeout).await?;
+                    }
+                    Ok(HostEvent::Rebuilt)
                 })
                 .await;
                 None

@@ -3,7 +3,7 @@
 //! Reads the TOML file (`[agent]`, `[driver]`, `[image_api]`, `[bus]`,
 //! optional `[metrics]`; see `deploy/config/compute.example.toml`),
 //! builds the driver with an image fetcher that downloads from the image
-//! API, connects to the bus and runs the agent until SIGTERM or Ctrl-C.
+//! API (and uploads snapshots to it), connects to the bus and runs the agent until SIGTERM or Ctrl-C.
 //! Secrets may come from the environment instead of the file:
 //! `CLOUD_AMQP_URL` and `CLOUD_COMPUTE_PASSWORD`.
 
@@ -30,8 +30,14 @@ struct Args {
 }
 
 async fn run(config: FileConfig) -> anyhow::Result<()> {
-    let fetcher: Arc<dyn ImageFetcher> = match &config.image_api {
-        Some(c) => Arc::new(HttpImageFetcher::new(c.clone())?),
+    // One client for downloads and snapshot uploads: one login, one token.
+    let image_api = match &config.image_api {
+        Some(c) => Some(Arc::new(HttpImageFetcher::new(c.clone())?)),
+        None => None,
+    };
+    let snapshot_dir = snapshot_dir(&config);
+    let fetcher: Arc<dyn ImageFetcher> = match &image_api {
+        Some(f) => f.clone(),
         None if config.driver.needs_images() => {
             anyhow::bail!(
                 "[image_api] is required for the {} driver: it downloads images with it",
@@ -60,8 +66,22 @@ async fn run(config: FileConfig) -> anyhow::Result<()> {
             }
         });
     }
-    let agent = Agent::new(config.agent, bus, driver);
+    let mut agent = Agent::new(config.agent, bus, driver);
+    if let Some(api) = image_api {
+        agent = agent.with_image_api(api, snapshot_dir);
+    }
     agent.run(cloud_service_common::shutdown_signal()).await
+}
+
+/// Where captured disks wait while they upload: next to the libvirt
+/// driver's state (a disk with room for root disks), else the temporary
+/// directory.
+fn snapshot_dir(config: &FileConfig) -> PathBuf {
+    match &config.driver {
+        #[cfg(feature = "libvirt")]
+        cloud_compute::DriverConfig::Libvirt(c) => c.state_path.join("snapshots"),
+        _ => cloud_compute::default_scratch_dir(&config.agent.host),
+    }
 }
 
 #[tokio::main]
