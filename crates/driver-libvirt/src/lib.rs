@@ -31,6 +31,7 @@ pub mod metadata;
 mod pause;
 mod power;
 mod probe;
+mod rescue;
 mod spawn;
 mod verify;
 mod xml;
@@ -332,6 +333,20 @@ impl Driver for LibvirtDriver {
     async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
         let _guard = self.locks.lock(&id).await;
         crash_dump::inject_nmi(self, id).await
+    }
+
+    async fn rescue(
+        &self,
+        spec: &VmSpec,
+        rescue_image: &cloud_driver::ImageSpec,
+    ) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&spec.id).await;
+        rescue::rescue(self, spec, rescue_image).await
+    }
+
+    async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        rescue::unrescue(self, id).await
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
