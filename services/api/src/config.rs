@@ -72,6 +72,9 @@ pub struct ApiConfig {
     /// listener never serves them.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serial console URLs and their proxy (`[api.serial_console]`).
+    #[serde(default)]
+    pub serial_console: crate::console_proxy::SerialConsoleConfig,
 }
 
 /// The guests' metadata endpoint (`/metadata`, Nova's metadata API behind
@@ -268,6 +271,7 @@ impl ApiConfig {
             idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),
             metrics_listen: None,
+            serial_console: Default::default(),
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod bootstrap;
 pub mod compute;
 pub mod config;
+pub mod console_proxy;
+pub mod console_tokens;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

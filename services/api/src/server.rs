@@ -43,6 +43,8 @@ pub fn app(state: AppState) -> Router {
         // The guests' metadata API: signed by the data plane's proxies,
         // not in the OpenAPI document.
         .merge(crate::metadata::router())
+        // The serial console proxy: a websocket, not in the OpenAPI document.
+        .merge(crate::console_proxy::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::idempotency::idempotency,
@@ -589,9 +591,15 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
     }
 }
 
+/// Keeps the connection of the request it came with counted busy while a
+/// clone is held, so no idle or header timeout closes it: a websocket
+/// session (the serial console proxy) outlives its `101` response.
+#[derive(Clone)]
+pub struct ConnectionHold(#[allow(dead_code)] Arc<Busy>);
+
 /// Marks the request's connection busy until its response body has been
 /// sent (no timeout cuts a request short), and offers the peer address as
-/// `ConnectInfo<SocketAddr>`.
+/// `ConnectInfo<SocketAddr>` and the busy mark as a [`ConnectionHold`].
 async fn track(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -605,7 +613,8 @@ async fn track(
     };
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(conn.remote));
-    let busy = conn.shared.begin();
+    let busy = Arc::new(conn.shared.begin());
+    req.extensions_mut().insert(ConnectionHold(busy.clone()));
     let response = next.run(req).await;
     // `inspect_frame` keeps the body's size hint, so responses keep their
     // `Content-Length` (a mapped body would be sent chunked).

@@ -18,7 +18,7 @@ use crate::compute::{
     server_console, server_rebuild, server_rescue, server_shelve, server_snapshot,
 };
 use crate::error::{ApiError, ApiResult, FaultKind};
-use crate::extract::JsonBody;
+use crate::extract::{BaseUrl, JsonBody};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use axum::Json;
@@ -50,6 +50,7 @@ pub async fn server_action(
     ctx: Ctx,
     Path(id): Path<String>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    BaseUrl(base): BaseUrl,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
     let obj = body.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
@@ -181,7 +182,7 @@ pub async fn server_action(
         "shelveOffload" => server_shelve::shelve_offload(&state, &ctx, &id, &request_id).await,
         "unshelve" => server_shelve::unshelve(&state, &ctx, &id, &request_id, args).await,
         "os-getSerialConsole" => {
-            server_console::get_serial_console(&state, &ctx, &id, &request_id, args).await
+            server_console::get_serial_console(&state, &ctx, &base, &id, &request_id, args).await
         }
         other => Err(ApiError::bad_request(format!(
             "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
