@@ -5,7 +5,7 @@ use crate::Scope;
 use crate::db::{Store, db_error, flag, is_unique_violation, lock_scoped_row};
 use crate::row::RowExt;
 use cloud_model::image::Image;
-use cloud_model::{Error, ImageId, ProjectId, ResourceKind, Timestamp};
+use cloud_model::{Error, ImageId, InstanceId, ProjectId, ResourceKind, Timestamp};
 use sqlx::any::AnyRow;
 
 /// Which images a listing returns.
@@ -451,6 +451,30 @@ impl Store {
     /// `saving` (deleted, or its upload was recorded after all).
     pub async fn image_abort_upload(&self, id: ImageId) -> Result<bool, Error> {
         self.stamp_saving_image(id, "queued").await
+    }
+
+    /// The snapshot images taken of server `instance` (their
+    /// `instance_uuid` property names it), in any status: what a snapshot
+    /// that never finished leaves behind for the conductor to remove.
+    pub async fn image_snapshots_of(&self, instance: InstanceId) -> Result<Vec<Image>, Error> {
+        let needle = format!("%\"instance_uuid\":\"{instance}\"%");
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM images WHERE properties LIKE $1"
+        ))
+        .bind(needle)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let image = image_from(r)?;
+            if image.properties.get("instance_uuid").map(String::as_str)
+                == Some(instance.to_string().as_str())
+            {
+                out.push(image);
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes an image record.

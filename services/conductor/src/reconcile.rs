@@ -42,6 +42,7 @@ impl Conductor {
             let r = match wf.kind.as_str() {
                 "build" => self.build(wf.instance_id, "req-reconcile").await,
                 "delete" => self.delete(wf.instance_id, "req-reconcile").await,
+                "unshelve" => self.unshelve(wf.instance_id, "req-reconcile").await,
                 _ => Ok(()),
             };
             if let Err(e) = r {
@@ -53,6 +54,7 @@ impl Conductor {
                 tracing::warn!(instance = %inst.id, error = %e, "handling a timed-out task failed");
             }
         }
+        self.offload_shelved().await?;
         Ok(())
     }
 
@@ -85,6 +87,7 @@ impl Conductor {
         let host = inst.host.clone().unwrap_or_default();
         match (inst.vm_state, inst.task_state) {
             (_, Some(TaskState::Deleting)) => self.delete_timed_out(inst).await,
+            (_, Some(TaskState::Rebuilding)) => self.rebuild_timed_out(inst).await,
             (VmState::Building, _) => {
                 let build = self
                     .store
@@ -101,6 +104,12 @@ impl Conductor {
                     Ok(())
                 }
             }
+            (VmState::ShelvedOffloaded, Some(TaskState::Unshelving)) => {
+                self.unshelve_timed_out(inst).await
+            }
+            (_, Some(TaskState::ShelvingOffloading)) => self.offload_timed_out(inst).await,
+            (_, Some(TaskState::Shelving)) => self.shelve_timed_out(inst).await,
+            (_, Some(TaskState::ImageSnapshot)) => self.snapshot_timed_out(inst).await,
             (_, Some(task)) => {
                 let action = match task {
                     TaskState::PoweringOff => "stop",

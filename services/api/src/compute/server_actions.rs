@@ -174,8 +174,10 @@ pub async fn server_action(
         "suspend" => freeze(&state, &ctx, &id, &request_id, Freeze::Suspend).await,
         "resume" => freeze(&state, &ctx, &id, &request_id, Freeze::Resume).await,
         "trigger_crash_dump" => trigger_crash_dump(&state, &ctx, &id, &request_id).await,
-        "rebuild" => server_rebuild::rebuild(&state, &ctx, &id, &request_id, args).await,
-        "createImage" => server_snapshot::create_image(&state, &ctx, &id, &request_id, args).await,
+        "rebuild" => server_rebuild::rebuild(&state, &ctx, &id, &request_id, args, &base).await,
+        "createImage" => {
+            server_snapshot::create_image(&state, &ctx, &id, &request_id, args, &base).await
+        }
         "rescue" => server_rescue::rescue(&state, &ctx, &id, &request_id, args).await,
         "unrescue" => server_rescue::unrescue(&state, &ctx, &id, &request_id).await,
         "shelve" => server_shelve::shelve(&state, &ctx, &id, &request_id).await,
