@@ -197,7 +197,8 @@ pub fn sanitize_hostname(name: &str) -> String {
     if h.is_empty() { "server".to_owned() } else { h }
 }
 
-fn random_password() -> String {
+/// A generated `adminPass` (server create, rebuild): shown once, never stored.
+pub(crate) fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     (0..12)

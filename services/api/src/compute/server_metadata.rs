@@ -37,7 +37,12 @@ pub struct TagsBody {
     tags: Vec<String>,
 }
 
-fn check_items(state: &AppState, items: &BTreeMap<String, String>) -> Result<(), ApiError> {
+/// Nova's metadata rules (keys 1-255 characters, values up to 255, at
+/// most the `metadata_items` quota): also what a rebuild's metadata obeys.
+pub(crate) fn check_items(
+    state: &AppState,
+    items: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
     for (k, v) in items {
         if k.is_empty() || k.chars().count() > 255 {
             return Err(ApiError::bad_request(format!(
