@@ -18,7 +18,7 @@ mod snapshot;
 pub use snapshot::default_scratch_dir;
 
 use cloud_bus::{Bus, CONDUCTOR_QUEUE, Delivery, compute_queue};
-use cloud_driver::{Driver, DriverError, RebootKind, VmInfo};
+use cloud_driver::{Driver, DriverError, NicSpec, RebootKind, VmInfo};
 use cloud_model::InstanceId;
 use cloud_model::instance::PowerState;
 use cloud_rpc::{ComputeMsg, ConductorMsg, ConsoleOutput, CrashDump, HostEvent, HostReply, Reply};
@@ -357,6 +357,15 @@ impl Agent {
                     Err(e) => Reply::Err(e.to_string()),
                 },
             )),
+            ComputeMsg::AttachInterface { instance_id, nic } => Some(HostReply::Interface(
+                interface_reply(instance_id, self.attach_interface(instance_id, &nic).await),
+            )),
+            ComputeMsg::DetachInterface { instance_id, nic } => {
+                let lock = self.lock_for(instance_id);
+                let _g = lock.lock().await;
+                let done = self.driver.detach_interface(instance_id, &nic).await;
+                Some(HostReply::Interface(interface_reply(instance_id, done)))
+            }
             ComputeMsg::SyncNetwork { reason } => {
                 tracing::debug!(%reason, "network sync requested");
                 self.network.request();
@@ -386,6 +395,23 @@ impl Agent {
                 }
             })),
         }
+    }
+
+    /// Plugs `nic` into VM `id` once the host's data plane carries its
+    /// port (the API bound it to this host just before).
+    async fn attach_interface(&self, id: InstanceId, nic: &NicSpec) -> Result<(), DriverError> {
+        let lock = self.lock_for(id);
+        let _g = lock.lock().await;
+        self.network
+            .wait_for_ports(
+                std::slice::from_ref(&nic.port_id),
+                Duration::from_secs_f64(self.config.ports_ready_timeout_secs),
+            )
+            .await
+            .map_err(|why| {
+                DriverError::backend(cloud_driver::Op::AttachInterface, id, anyhow::anyhow!(why))
+            })?;
+        self.driver.attach_interface(id, nic).await
     }
 
     async fn power_action(
@@ -548,5 +574,17 @@ pub fn reboot_kind(hard: bool) -> RebootKind {
         RebootKind::Hard
     } else {
         RebootKind::Soft
+    }
+}
+
+/// The reply to an interface attach or detach: the driver's error in
+/// words for the user.
+fn interface_reply(id: InstanceId, done: Result<(), DriverError>) -> Reply<()> {
+    match done {
+        Ok(()) => Reply::Ok(()),
+        Err(e) => {
+            tracing::warn!(instance = %id, error = %e.full_message(), "interface change failed");
+            Reply::Err(e.full_message())
+        }
     }
 }

@@ -216,7 +216,7 @@ impl Conductor {
                 self.build_failed_on_host(&inst, host, &message, request_id)
                     .await
             }
-            HostEvent::Destroyed => Ok(()),
+            HostEvent::Destroyed => self.offloaded(&inst, host).await,
             HostEvent::PoweredOff => {
                 self.finish_action(
                     &inst,
@@ -227,6 +227,9 @@ impl Conductor {
                     power_state,
                 )
                 .await
+            }
+            HostEvent::PoweredOn if inst.task_state == Some(TaskState::Unshelving) => {
+                self.unshelved_in_place(&inst, host, power_state).await
             }
             HostEvent::PoweredOn => {
                 self.finish_action(
@@ -306,8 +309,13 @@ impl Conductor {
             HostEvent::Shelved { image_id } => {
                 self.shelved(&inst, host, power_state, &image_id).await
             }
+            HostEvent::ActionFailed { action, message } if action == "rebuild" => {
+                self.rebuild_failed(&inst, Some(host), Some(power_state), &message)
+                    .await
+            }
             HostEvent::ActionFailed { action, message } => {
                 if inst.task_state.is_some() {
+                    let action = self.shelve_action_failed(&inst, action).await?;
                     self.store
                         .instance_update_state(
                             id,
