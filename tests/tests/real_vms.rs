@@ -17,6 +17,8 @@ mod crash_dump;
 mod hard_reboot;
 #[path = "real_vms/pause_suspend.rs"]
 mod pause_suspend;
+#[path = "real_vms/serial_console.rs"]
+mod serial_console;
 #[path = "real_vms/support.rs"]
 mod support;
 

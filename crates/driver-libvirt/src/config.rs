@@ -36,6 +36,8 @@ pub struct LibvirtConfig {
     pub reserved_host_cpus: u32,
     /// Root disk space kept for the host, subtracted from what is reported.
     pub reserved_host_disk_gb: u64,
+    /// Serial consoles (`[driver.libvirt.serial_console]`).
+    pub serial_console: crate::serial::SerialConsoleConfig,
 }
 
 impl Default for LibvirtConfig {
@@ -52,6 +54,7 @@ impl Default for LibvirtConfig {
             reserved_host_memory_mb: 512,
             reserved_host_cpus: 0,
             reserved_host_disk_gb: 0,
+            serial_console: Default::default(),
         }
     }
 }

@@ -155,6 +155,7 @@ impl DomainDef {
             disks,
             interfaces,
             console_log: ctx.console_log.clone(),
+            serial_tcp: None,
         }
     }
 }

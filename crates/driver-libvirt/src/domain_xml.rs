@@ -38,6 +38,10 @@ pub struct DomainDef {
     pub interfaces: Vec<InterfaceDef>,
     /// The serial console log.
     pub console_log: PathBuf,
+    /// The serial port as a TCP server (logged to `console_log` too);
+    /// `None`: the serial port writes `console_log` only. Set after
+    /// building, by `crate::serial::assign`.
+    pub serial_tcp: Option<crate::serial::SerialTcp>,
 }
 
 /// `<cpu>`: model mode, topology and guest NUMA cells.
@@ -286,7 +290,6 @@ impl DomainDef {
     }
 
     fn devices(&self) -> Element {
-        let log = self.console_log.display().to_string();
         Element::new("devices")
             .children(self.disks.iter().map(|d| {
                 Element::new("disk")
@@ -314,30 +317,8 @@ impl DomainDef {
                     .child(Element::new("model").attr("type", "virtio"))
                     .child_opt((i.mtu > 0).then(|| Element::new("mtu").attr("size", i.mtu)))
             }))
-            .child(
-                Element::new("serial")
-                    .attr("type", "file")
-                    .child(
-                        Element::new("source")
-                            .attr("path", &log)
-                            .attr("append", "on"),
-                    )
-                    .child(Element::new("target").attr("port", 0)),
-            )
-            .child(
-                Element::new("console")
-                    .attr("type", "file")
-                    .child(
-                        Element::new("source")
-                            .attr("path", &log)
-                            .attr("append", "on"),
-                    )
-                    .child(
-                        Element::new("target")
-                            .attr("type", "serial")
-                            .attr("port", 0),
-                    ),
-            )
+            .child(self.serial_device("serial"))
+            .child(self.serial_device("console"))
             .child(
                 Element::new("memballoon")
                     .attr("model", "virtio")

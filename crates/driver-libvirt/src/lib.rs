@@ -32,6 +32,7 @@ mod pause;
 mod power;
 mod probe;
 mod rescue;
+mod serial;
 mod spawn;
 mod verify;
 mod xml;
@@ -41,6 +42,7 @@ mod testutil;
 
 pub use config::{CpuMode, LibvirtConfig, VirtType, VirtTypeSetting};
 pub use image_cache::CacheError;
+pub use serial::SerialConsoleConfig;
 
 use async_trait::async_trait;
 use cloud_dataplane::DataPlane;
@@ -366,6 +368,13 @@ impl Driver for LibvirtDriver {
             .await
             .map(|failed| cloud_driver::NetworkApplied { failed })
             .map_err(|e| DriverError::backend(Op::Network, host_id(), e))
+    }
+
+    async fn serial_console(
+        &self,
+        id: InstanceId,
+    ) -> Result<cloud_driver::SerialEndpoint, DriverError> {
+        serial::endpoint(self, id).await
     }
 
     async fn console_output(

@@ -144,7 +144,7 @@ async fn build(drv: &LibvirtDriver, spec: &VmSpec) -> Result<(), DriverError> {
         .map_err(host_err)?;
     let nic_devices = drv.nic_devices(&spec.nics).await.map_err(host_err)?;
 
-    let def = DomainDef::from_spec(
+    let mut def = DomainDef::from_spec(
         spec,
         &BuildContext {
             virt_type: drv.virt_type,
@@ -157,6 +157,9 @@ async fn build(drv: &LibvirtDriver, spec: &VmSpec) -> Result<(), DriverError> {
             owner: drv.owner.clone(),
         },
     );
+    crate::serial::assign(drv, &mut def)
+        .await
+        .map_err(host_err)?;
     let xml = def.to_xml();
     tracing::debug!(instance = %id, %xml, "defining domain");
     drv.virt
