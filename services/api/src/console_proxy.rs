@@ -1,7 +1,7 @@
 //! The serial console proxy: `GET /serial-console/{server_id}?token=...`,
 //! a websocket joined to the guest's serial port.
 //!
-//! It runs in the API process (docs/adr/0011-serial-console-proxy.md): the
+//! It runs in the API process (docs/adr/0012-serial-console-proxy.md): the
 //! token is redeemed (one use, unexpired, made for this server), the
 //! server's host says where its serial port is served (a TCP endpoint,
 //! `ComputeMsg::SerialConsole`), and bytes are pumped both ways: the

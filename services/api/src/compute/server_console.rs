@@ -8,7 +8,7 @@
 //! on a host, and asking for a URL records no instance action. Nova's
 //! `POST /servers/{id}/remote-consoles` exists from microversion 2.6; at
 //! our maximum of 2.1 Nova answers it with a 404, and so do we (see
-//! docs/adr/0011-serial-console-proxy.md).
+//! docs/adr/0012-serial-console-proxy.md).
 
 use crate::auth::{Action, Ctx};
 use crate::compute::servers::load;
