@@ -8,6 +8,11 @@
 //! `schedule`, which then excludes the hosts tried; after
 //! `max_build_attempts` hosts, or when no host fits, the server goes to
 //! ERROR with a fault that says what happened on each host.
+//!
+//! The unshelve of a shelved-offloaded server runs the same steps in a
+//! workflow of its own ([`Boot::Unshelve`]): its ports are bound to the
+//! new host, the host boots the shelve snapshot, and a failure leaves the
+//! server SHELVED_OFFLOADED (see `shelve.rs`).
 
 use crate::Conductor;
 use cloud_bus::{SCHEDULER_QUEUE, compute_queue};
@@ -45,6 +50,56 @@ pub(crate) struct TriedHost {
     pub error: String,
 }
 
+/// What a build workflow boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Boot {
+    /// A new server (the `build` workflow, action `create`).
+    Create,
+    /// A shelved-offloaded server, from its shelve snapshot (the
+    /// `unshelve` workflow and action; the task stays `unshelving`).
+    Unshelve,
+}
+
+impl Boot {
+    /// The boot a report about `inst` belongs to.
+    pub(crate) fn of(inst: &Instance) -> Boot {
+        if inst.task_state == Some(TaskState::Unshelving) {
+            Boot::Unshelve
+        } else {
+            Boot::Create
+        }
+    }
+
+    /// The workflow's kind.
+    pub(crate) fn workflow(self) -> &'static str {
+        match self {
+            Boot::Create => "build",
+            Boot::Unshelve => "unshelve",
+        }
+    }
+
+    /// The instance action its events belong to.
+    pub(crate) fn action(self) -> &'static str {
+        match self {
+            Boot::Create => "create",
+            Boot::Unshelve => "unshelve",
+        }
+    }
+
+    /// The task state shown during a step (`during` for a create).
+    fn task(self, during: TaskState) -> TaskState {
+        match self {
+            Boot::Create => during,
+            Boot::Unshelve => TaskState::Unshelving,
+        }
+    }
+
+    /// Whether `inst` still wants this boot (a timed-out unshelve does not).
+    fn wanted(self, inst: &Instance) -> bool {
+        self == Boot::Create || inst.task_state == Some(TaskState::Unshelving)
+    }
+}
+
 impl BuildData {
     fn from(wf: &Workflow) -> BuildData {
         serde_json::from_value(wf.data.clone()).unwrap_or_default()
@@ -72,13 +127,29 @@ impl Conductor {
         id: InstanceId,
         request_id: &str,
     ) -> Result<(), Error> {
-        let wf_id = workflow_id(id, "build");
+        self.boot(id, Boot::Create, request_id).await
+    }
+
+    /// Runs or resumes the workflow of `boot` for `id`.
+    pub(crate) async fn boot(
+        self: &Arc<Self>,
+        id: InstanceId,
+        boot: Boot,
+        request_id: &str,
+    ) -> Result<(), Error> {
+        let wf_id = workflow_id(id, boot.workflow());
         let Some(claimed) = self.claim(&wf_id, false).await? else {
             tracing::debug!(instance = %id, "build workflow finished or owned by another conductor");
             return Ok(());
         };
         let r = self
-            .run_build(&wf_id, claimed.wf.clone(), claimed.taken_over, request_id)
+            .run_build(
+                &wf_id,
+                claimed.wf.clone(),
+                claimed.taken_over,
+                boot,
+                request_id,
+            )
             .await;
         if r.is_err() {
             self.release_after_failure(&wf_id).await;
@@ -93,25 +164,34 @@ impl Conductor {
         wf_id: &str,
         mut wf: Workflow,
         mut taken_over: bool,
+        boot: Boot,
         request_id: &str,
     ) -> Result<(), Error> {
         let id = wf.instance_id;
         loop {
             let inst = self.store.instance_get_any(id).await?;
-            if inst.deleted_at.is_some() || inst.task_state == Some(TaskState::Deleting) {
+            if inst.deleted_at.is_some()
+                || inst.task_state == Some(TaskState::Deleting)
+                || !boot.wanted(&inst)
+            {
                 // The delete workflow takes it from here.
                 self.store.workflow_finish(wf_id, "aborted").await?;
                 return Ok(());
             }
             let mut data = BuildData::from(&wf);
             let next = match wf.step.as_str() {
-                "schedule" => self.step_schedule(&inst, &mut data, request_id).await?,
-                "networking" => self.step_networking(&inst, &mut data).await?,
-                "spawning" => return self.step_spawn(wf_id, &inst, &data, request_id).await,
+                "schedule" => {
+                    self.step_schedule(&inst, &mut data, boot, request_id)
+                        .await?
+                }
+                "networking" => self.step_networking(&inst, &mut data, boot).await?,
+                "spawning" => {
+                    return self.step_spawn(wf_id, &inst, &data, boot, request_id).await;
+                }
                 // Our predecessor recorded the step and may have died
                 // before the host heard of it.
                 "waiting" if taken_over => {
-                    return self.resend_spawn(&inst, &data, request_id).await;
+                    return self.resend_spawn(&inst, &data, boot, request_id).await;
                 }
                 _ => return Ok(()),
             };
@@ -141,13 +221,14 @@ impl Conductor {
         self: &Arc<Self>,
         inst: &Instance,
         data: &mut BuildData,
+        boot: Boot,
         request_id: &str,
     ) -> Result<Option<&'static str>, Error> {
         self.store
             .instance_update_state(
                 inst.id,
                 &StateUpdate {
-                    task_state: Some(Some(TaskState::Scheduling)),
+                    task_state: Some(Some(boot.task(TaskState::Scheduling))),
                     host: Some(None),
                     ..Default::default()
                 },
@@ -170,14 +251,14 @@ impl Conductor {
         match cloud_rpc::decode_reply::<Selection>(&reply)? {
             Reply::Ok(sel) => {
                 self.store
-                    .action_event(inst, "create", "schedule", Some(&sel.host), true, None)
+                    .action_event(inst, boot.action(), "schedule", Some(&sel.host), true, None)
                     .await?;
                 data.host = Some(sel.host.clone());
                 self.store
                     .instance_update_state(
                         inst.id,
                         &StateUpdate {
-                            task_state: Some(Some(TaskState::Networking)),
+                            task_state: Some(Some(boot.task(TaskState::Networking))),
                             host: Some(Some(sel.host.clone())),
                             numa_placement: Some(
                                 sel.numa.as_ref().and_then(|n| serde_json::to_value(n).ok()),
@@ -204,7 +285,8 @@ impl Conductor {
                         data.tried_summary()
                     )
                 };
-                self.fail_build(inst, data, &message, "schedule").await?;
+                self.fail_build(inst, data, &message, "schedule", boot)
+                    .await?;
                 Ok(None)
             }
         }
@@ -215,6 +297,7 @@ impl Conductor {
         self: &Arc<Self>,
         inst: &Instance,
         data: &mut BuildData,
+        boot: Boot,
     ) -> Result<Option<&'static str>, Error> {
         let host = data.host.clone().unwrap_or_default();
         match self.ensure_ports(inst, &host, data).await {
@@ -223,7 +306,7 @@ impl Conductor {
                     .instance_update_state(
                         inst.id,
                         &StateUpdate {
-                            task_state: Some(Some(TaskState::Spawning)),
+                            task_state: Some(Some(boot.task(TaskState::Spawning))),
                             progress: Some(30),
                             ..Default::default()
                         },
@@ -240,6 +323,7 @@ impl Conductor {
                     data,
                     &format!("Network allocation failed: {}", e.external_message()),
                     "networking",
+                    boot,
                 )
                 .await?;
                 Ok(None)
@@ -258,13 +342,14 @@ impl Conductor {
         wf_id: &str,
         inst: &Instance,
         data: &BuildData,
+        boot: Boot,
         request_id: &str,
     ) -> Result<(), Error> {
         let host = data
             .host
             .clone()
             .ok_or_else(|| Error::internal("spawn step without a host"))?;
-        let spec = self.vm_spec(inst, &data.ports).await?;
+        let spec = self.boot_spec(inst, &data.ports, boot).await?;
         self.start_spawn_deadline(inst, Some(50)).await?;
         if !self
             .store
@@ -318,13 +403,14 @@ impl Conductor {
         self: &Arc<Self>,
         inst: &Instance,
         data: &BuildData,
+        boot: Boot,
         request_id: &str,
     ) -> Result<(), Error> {
         let Some(host) = data.host.clone() else {
             return Ok(());
         };
         tracing::info!(instance = %inst.id, %host, "took over a waiting build; sending the spawn again");
-        let spec = self.vm_spec(inst, &data.ports).await?;
+        let spec = self.boot_spec(inst, &data.ports, boot).await?;
         self.start_spawn_deadline(inst, None).await?;
         let msg = ComputeMsg::Spawn {
             spec: Box::new(spec),
@@ -339,7 +425,8 @@ impl Conductor {
         host: &str,
         power_state: PowerState,
     ) -> Result<(), Error> {
-        let wf_id = workflow_id(inst.id, "build");
+        let boot = Boot::of(inst);
+        let wf_id = workflow_id(inst.id, boot.workflow());
         let Some(wf) = self
             .store
             .workflow_claim_waiting(&wf_id, &self.id, self.config.lease_secs)
@@ -351,6 +438,11 @@ impl Conductor {
         if wf.step != "waiting" || data.host.as_deref() != Some(host) {
             tracing::info!(instance = %inst.id, %host, step = %wf.step, "ignoring a stale spawn report");
             return Ok(());
+        }
+        if boot == Boot::Unshelve {
+            return self
+                .unshelve_spawned(inst, host, power_state, &data.ports)
+                .await;
         }
         self.store
             .instance_update_state(
@@ -393,7 +485,8 @@ impl Conductor {
         error: &str,
         request_id: &str,
     ) -> Result<(), Error> {
-        let wf_id = workflow_id(inst.id, "build");
+        let boot = Boot::of(inst);
+        let wf_id = workflow_id(inst.id, boot.workflow());
         let Some(wf) = self
             .store
             .workflow_claim_waiting(&wf_id, &self.id, self.config.lease_secs)
@@ -410,7 +503,7 @@ impl Conductor {
         self.store
             .action_event(
                 inst,
-                "create",
+                boot.action(),
                 "compute_spawn",
                 Some(host),
                 false,
@@ -435,7 +528,7 @@ impl Conductor {
             self.store
                 .workflow_advance(&wf_id, &self.id, "waiting", "waiting", &data.to_value())
                 .await?;
-            self.fail_build(inst, &data, &message, "compute_spawn")
+            self.fail_build(inst, &data, &message, "compute_spawn", boot)
                 .await?;
             return Ok(());
         }
@@ -453,7 +546,7 @@ impl Conductor {
                     },
                 )
                 .await?;
-            self.build(inst.id, request_id).await?;
+            self.boot(inst.id, boot, request_id).await?;
         }
         Ok(())
     }
@@ -466,7 +559,11 @@ impl Conductor {
         data: &BuildData,
         message: &str,
         event: &str,
+        boot: Boot,
     ) -> Result<(), Error> {
+        if boot == Boot::Unshelve {
+            return self.unshelve_failed(inst, data, message, event).await;
+        }
         tracing::warn!(instance = %inst.id, %message, "build failed");
         self.store.placement_release(inst.id).await?;
         self.release_ports(inst, data).await?;

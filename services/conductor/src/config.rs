@@ -35,6 +35,10 @@ pub struct ConductorConfig {
     pub reap_orphans: bool,
     /// Messages handled at once.
     pub max_concurrent_messages: usize,
+    /// Seconds a SHELVED server keeps its host's resources before it is
+    /// offloaded (Nova's `shelved_offload_time`): 0 offloads at once after
+    /// the shelve, -1 never (only `shelveOffload` does).
+    pub shelved_offload_time: i64,
 }
 
 impl Default for ConductorConfig {
@@ -52,6 +56,7 @@ impl Default for ConductorConfig {
             scheduler_timeout_secs: 60,
             reap_orphans: true,
             max_concurrent_messages: 256,
+            shelved_offload_time: 0,
         }
     }
 }

@@ -120,6 +120,7 @@ impl Conductor {
         let data = self.build_data(inst.id).await?;
         self.store.placement_release(inst.id).await?;
         self.release_ports(inst, &data).await?;
+        self.shelve_deleted(inst).await?;
         self.store.instance_mark_deleted(inst).await?;
         self.store
             .workflow_finish(&workflow_id(inst.id, "build"), "aborted")

@@ -27,7 +27,18 @@ fn image_spec(image: &Image) -> ImageSpec {
 impl Conductor {
     /// Everything the host needs to build the server.
     pub(crate) async fn vm_spec(&self, inst: &Instance, ports: &[PortId]) -> Result<VmSpec, Error> {
-        let image = self.store.image_get(inst.image_id, &Scope::All).await?;
+        self.vm_spec_from(inst, ports, inst.image_id).await
+    }
+
+    /// The server's spec with its root disk from image `image_id` (an
+    /// unshelve boots the shelve snapshot, not the server's image).
+    pub(crate) async fn vm_spec_from(
+        &self,
+        inst: &Instance,
+        ports: &[PortId],
+        image_id: ImageId,
+    ) -> Result<VmSpec, Error> {
+        let image = self.store.image_get(image_id, &Scope::All).await?;
         let kernel = self.linked_image(&image, "kernel_id").await?;
         let ramdisk = self.linked_image(&image, "ramdisk_id").await?;
         let mut nics = Vec::new();
