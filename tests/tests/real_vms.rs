@@ -17,8 +17,16 @@ mod crash_dump;
 mod hard_reboot;
 #[path = "real_vms/pause_suspend.rs"]
 mod pause_suspend;
+#[path = "real_vms/rebuild.rs"]
+mod rebuild;
+#[path = "real_vms/rescue.rs"]
+mod rescue;
 #[path = "real_vms/serial_console.rs"]
 mod serial_console;
+#[path = "real_vms/shelve.rs"]
+mod shelve;
+#[path = "real_vms/snapshot.rs"]
+mod snapshot;
 #[path = "real_vms/support.rs"]
 mod support;
 
