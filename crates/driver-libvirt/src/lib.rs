@@ -33,6 +33,7 @@ mod power;
 mod probe;
 mod rescue;
 mod serial;
+mod snapshot;
 mod spawn;
 mod verify;
 mod xml;
@@ -335,6 +336,15 @@ impl Driver for LibvirtDriver {
     async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
         let _guard = self.locks.lock(&id).await;
         crash_dump::inject_nmi(self, id).await
+    }
+
+    async fn snapshot(
+        &self,
+        id: InstanceId,
+        dest: &std::path::Path,
+    ) -> Result<cloud_driver::DiskSnapshot, DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        snapshot::snapshot(self, id, dest).await
     }
 
     async fn rescue(
