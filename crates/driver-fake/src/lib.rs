@@ -7,7 +7,6 @@
 //! (fail the next N spawns, slow spawns) for exercising rescheduling and
 //! timeouts.
 
-mod interfaces;
 mod rescue;
 mod serial;
 mod snapshot;
@@ -72,8 +71,6 @@ struct FakeVm {
     root_image: String,
     /// The rescue image it runs from while rescued.
     rescue: Option<String>,
-    /// Its NICs in device order (spawned with, then attached).
-    nics: Vec<cloud_driver::NicSpec>,
 }
 
 #[derive(Debug, Default)]
@@ -89,8 +86,6 @@ struct Faults {
     snapshot: snapshot::SnapshotFaults,
     /// Rescue and unrescue failures.
     rescue: rescue::RescueFaults,
-    /// Interface attach failures.
-    interfaces: interfaces::InterfaceFaults,
 }
 
 /// The in-memory driver.
@@ -268,7 +263,6 @@ impl Driver for FakeDriver {
                 nmis: 0,
                 root_image: spec.image.id.clone(),
                 rescue: None,
-                nics: spec.nics.clone(),
             },
         );
         Ok(())
@@ -415,22 +409,6 @@ impl Driver for FakeDriver {
 
     async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
         self.unrescue_vm(id)
-    }
-
-    async fn attach_interface(
-        &self,
-        id: InstanceId,
-        nic: &cloud_driver::NicSpec,
-    ) -> Result<(), DriverError> {
-        self.attach_nic(id, nic)
-    }
-
-    async fn detach_interface(
-        &self,
-        id: InstanceId,
-        nic: &cloud_driver::NicSpec,
-    ) -> Result<(), DriverError> {
-        self.detach_nic(id, nic)
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
