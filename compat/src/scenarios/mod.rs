@@ -8,6 +8,8 @@ pub mod l3;
 pub mod negatives;
 pub mod osc;
 pub mod sdk;
+pub mod server_console;
+pub mod server_rebuild;
 pub mod server_states;
 
 use serde_json::Value;

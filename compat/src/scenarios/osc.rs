@@ -293,6 +293,8 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
     super::server_states::run(t, "c-vm").await;
+    super::server_console::run(t, "c-vm").await;
+    super::server_rebuild::run(t, "c-vm", "c-image").await;
 
     // Reaching it from outside: a router to the external network and a
     // floating IP.
