@@ -8,6 +8,9 @@ use crate::commands::image::ImageCmd;
 use crate::commands::network::{NetworkCmd, PortCmd, SecurityGroupCmd, SubnetCmd};
 use crate::commands::routers::RouterCmd;
 use crate::commands::server_console::SerialConsoleArgs;
+use crate::commands::server_rebuild::RebuildArgs;
+use crate::commands::server_shelve::{ShelveArgs, UnshelveArgs};
+use crate::commands::server_snapshot::SnapshotArgs;
 use crate::commands::server_states::{DumpArgs, FreezeArgs, InterfacesArgs, LockArgs, UnlockArgs};
 use crate::commands::servers::{
     ActionsArgs, BootArgs, ConsoleArgs, DeleteArgs, ListArgs, PowerArgs, RebootArgs, ShowArgs,
@@ -103,6 +106,14 @@ pub enum Command {
     Dump(DumpArgs),
     /// List a server's network interfaces (ports, networks, MACs, addresses).
     Interfaces(InterfacesArgs),
+    /// Rebuild a server: a fresh disk from its image (or another one).
+    Rebuild(RebuildArgs),
+    /// Shelve a server: snapshot it and stop it (and free its host).
+    Shelve(ShelveArgs),
+    /// Unshelve a shelved server: boot it again from its snapshot.
+    Unshelve(UnshelveArgs),
+    /// Snapshot a server: its root disk as a new image of the project.
+    Snapshot(SnapshotArgs),
     /// Attach to a server's serial console (or print its websocket URL).
     Console(SerialConsoleArgs),
     /// Print a server's console log.

@@ -18,8 +18,9 @@ mod token_cache;
 
 use crate::app::App;
 use crate::cli::{Cli, Command, TokenCmd};
+use crate::commands::server_shelve;
 use crate::commands::server_states::{self, Freeze};
-use crate::commands::{compute, floating_ips, image, network, routers, servers};
+use crate::commands::{compute, floating_ips, image, network, routers, server_rebuild, servers};
 use crate::exit::CliResult;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
@@ -90,6 +91,10 @@ async fn dispatch(app: &App, command: &Command) -> CliResult {
         Command::Unlock(a) => server_states::unlock(app, a).await,
         Command::Dump(a) => server_states::dump(app, a).await,
         Command::Interfaces(a) => server_states::interfaces(app, a).await,
+        Command::Rebuild(a) => server_rebuild::rebuild(app, a).await,
+        Command::Shelve(a) => server_shelve::shelve(app, a).await,
+        Command::Unshelve(a) => server_shelve::unshelve(app, a).await,
+        Command::Snapshot(a) => commands::server_snapshot::snapshot(app, a).await,
         Command::Console(a) => commands::server_console::console(app, a).await,
         Command::ConsoleLog(a) => servers::console_log(app, a).await,
         Command::Actions(a) => servers::actions(app, a).await,

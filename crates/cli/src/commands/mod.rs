@@ -7,6 +7,9 @@ pub mod image;
 pub mod network;
 pub mod routers;
 pub mod server_console;
+pub mod server_rebuild;
+pub mod server_shelve;
+pub mod server_snapshot;
 pub mod server_states;
 pub mod servers;
 
