@@ -337,3 +337,44 @@ async fn failed_capture_sqlite() {
 async fn failed_capture_rabbitmq_postgres() {
     failed_capture(Backend::Postgres).await;
 }
+
+/// A snapshot the host never reports ends at its deadline: the task is
+/// cleared, the queued image deleted, the action's event failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_the_host_never_reports_times_out_without_an_image() {
+    let mut opts = PlaneOptions::hosts(Backend::Sqlite, 1, FakeConfig::default());
+    opts.conductor.reconcile_interval_secs = 0.2;
+    let mut plane = ControlPlane::start(opts).await;
+    let admin = plane.api.admin().await;
+    let base = active_image(&plane.api.db.store, &admin.project_id)
+        .await
+        .to_string();
+    let c = &admin.client;
+    let (id, host) = boot_active(c, "vm1", &base).await;
+    plane.stop_host(&host).await;
+    let snap = create_image(c, &id, json!({"name": "lost"})).await;
+    let r = c.get(&format!("/image/v2/images/{snap}")).await;
+    assert_eq!(r.body["status"], "queued", "{}", r.body);
+    // The API gives a snapshot 1800 s; bring the deadline forward.
+    plane
+        .api
+        .db
+        .execute(&format!(
+            "UPDATE instances SET task_deadline = 1 WHERE id = '{id}'"
+        ))
+        .await;
+    let s = settled(c, &id).await;
+    assert_eq!(s["OS-EXT-STS:vm_state"], "active", "{s}");
+    let r = c.get(&format!("/image/v2/images/{snap}")).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let events = snapshot_events(c, &id).await;
+    assert!(
+        events
+            .iter()
+            .any(|(e, r, t)| e == "compute_snapshot_instance"
+                && r == "Error"
+                && t.contains("in time")),
+        "{events:?}"
+    );
+    plane.shutdown().await;
+}
