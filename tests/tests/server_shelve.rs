@@ -58,6 +58,19 @@ async fn events(c: &Client, id: &str, action: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits until the server has no task; returns it.
+async fn wait_idle(c: &Client, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let s = server(c, id).await;
+        if s["OS-EXT-STS:task_state"].is_null() {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The shelve snapshot of server `name`, as its project sees it.
 async fn shelve_images(c: &Client, name: &str) -> Vec<Value> {
     let r = c
@@ -222,6 +235,19 @@ async fn shelve_without_offload(backend: Backend) {
     let vm = InstanceId::parse(&id).unwrap();
     let driver = plane.driver(&host);
     let held = allocations(&store, &id).await;
+
+    // A snapshot the host cannot take fails the shelve: the server stays
+    // ACTIVE and no snapshot image is left.
+    driver.fail_next_snapshots(1, "no space left for the snapshot");
+    assert_eq!(act(c, &id, json!({"shelve": null})).await.status, 202);
+    let s = wait_idle(c, &id).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert!(shelve_images(c, "vm2").await.is_empty());
+    let failed = events(c, &id, "shelve").await;
+    assert!(
+        failed.iter().any(|(_, result)| result == "Error"),
+        "{failed:?}"
+    );
 
     // Stopped servers shelve too.
     assert_eq!(act(c, &id, json!({"os-stop": null})).await.status, 202);
