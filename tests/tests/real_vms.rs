@@ -15,6 +15,8 @@ mod bench;
 mod crash_dump;
 #[path = "real_vms/hard_reboot.rs"]
 mod hard_reboot;
+#[path = "real_vms/interface_attach.rs"]
+mod interface_attach;
 #[path = "real_vms/pause_suspend.rs"]
 mod pause_suspend;
 #[path = "real_vms/rebuild.rs"]

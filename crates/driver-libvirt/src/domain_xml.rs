@@ -136,6 +136,20 @@ pub struct InterfaceDef {
     pub mtu: u32,
 }
 
+impl InterfaceDef {
+    /// `<interface>`: the same device in a domain definition and in a
+    /// hotplug (`virDomainAttachDeviceFlags`).
+    pub(crate) fn to_element(&self) -> Element {
+        Element::new("interface")
+            .attr("type", "bridge")
+            .child(Element::new("mac").attr("address", &self.mac))
+            .child(Element::new("source").attr("bridge", &self.bridge))
+            .child(Element::new("target").attr("dev", &self.tap))
+            .child(Element::new("model").attr("type", "virtio"))
+            .child_opt((self.mtu > 0).then(|| Element::new("mtu").attr("size", self.mtu)))
+    }
+}
+
 impl DomainDef {
     /// The domain XML.
     pub fn to_xml(&self) -> String {
@@ -308,15 +322,7 @@ impl DomainDef {
                     )
                     .child_opt(d.readonly.then(|| Element::new("readonly")))
             }))
-            .children(self.interfaces.iter().map(|i| {
-                Element::new("interface")
-                    .attr("type", "bridge")
-                    .child(Element::new("mac").attr("address", &i.mac))
-                    .child(Element::new("source").attr("bridge", &i.bridge))
-                    .child(Element::new("target").attr("dev", &i.tap))
-                    .child(Element::new("model").attr("type", "virtio"))
-                    .child_opt((i.mtu > 0).then(|| Element::new("mtu").attr("size", i.mtu)))
-            }))
+            .children(self.interfaces.iter().map(InterfaceDef::to_element))
             .child(self.serial_device("serial"))
             .child(self.serial_device("console"))
             .child(

@@ -26,6 +26,7 @@ pub mod domain_xml;
 mod host;
 mod image_cache;
 mod instance_dir;
+mod interfaces;
 mod locks;
 pub mod metadata;
 mod pause;
@@ -359,6 +360,24 @@ impl Driver for LibvirtDriver {
     async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
         let _guard = self.locks.lock(&id).await;
         rescue::unrescue(self, id).await
+    }
+
+    async fn attach_interface(
+        &self,
+        id: InstanceId,
+        nic: &cloud_driver::NicSpec,
+    ) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        interfaces::attach(self, id, nic).await
+    }
+
+    async fn detach_interface(
+        &self,
+        id: InstanceId,
+        nic: &cloud_driver::NicSpec,
+    ) -> Result<(), DriverError> {
+        let _guard = self.locks.lock(&id).await;
+        interfaces::detach(self, id, nic).await
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
