@@ -7,6 +7,7 @@
 //! (fail the next N spawns, slow spawns) for exercising rescheduling and
 //! timeouts.
 
+mod interfaces;
 mod rescue;
 mod serial;
 mod snapshot;
@@ -71,6 +72,8 @@ struct FakeVm {
     root_image: String,
     /// The rescue image it runs from while rescued.
     rescue: Option<String>,
+    /// Its NICs in device order (spawned with, then attached).
+    nics: Vec<cloud_driver::NicSpec>,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +89,8 @@ struct Faults {
     snapshot: snapshot::SnapshotFaults,
     /// Rescue and unrescue failures.
     rescue: rescue::RescueFaults,
+    /// Interface attach failures.
+    interfaces: interfaces::InterfaceFaults,
 }
 
 /// The in-memory driver.
@@ -263,6 +268,7 @@ impl Driver for FakeDriver {
                 nmis: 0,
                 root_image: spec.image.id.clone(),
                 rescue: None,
+                nics: spec.nics.clone(),
             },
         );
         Ok(())
@@ -409,6 +415,22 @@ impl Driver for FakeDriver {
 
     async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
         self.unrescue_vm(id)
+    }
+
+    async fn attach_interface(
+        &self,
+        id: InstanceId,
+        nic: &cloud_driver::NicSpec,
+    ) -> Result<(), DriverError> {
+        self.attach_nic(id, nic)
+    }
+
+    async fn detach_interface(
+        &self,
+        id: InstanceId,
+        nic: &cloud_driver::NicSpec,
+    ) -> Result<(), DriverError> {
+        self.detach_nic(id, nic)
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {

@@ -39,6 +39,10 @@ pub enum Op {
     Unrescue,
     /// Opening a VM's serial console.
     SerialConsole,
+    /// Plugging a NIC into a VM (hotplug when it runs).
+    AttachInterface,
+    /// Unplugging a NIC from a VM.
+    DetachInterface,
     /// Reading a VM's state.
     Info,
     /// Listing VMs.
@@ -68,6 +72,8 @@ impl fmt::Display for Op {
             Op::Rescue => "rescue",
             Op::Unrescue => "unrescue",
             Op::SerialConsole => "open the serial console of",
+            Op::AttachInterface => "attach an interface to",
+            Op::DetachInterface => "detach an interface from",
             Op::Info => "get info of",
             Op::List => "list",
             Op::Console => "read the console of",

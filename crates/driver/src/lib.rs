@@ -158,6 +158,30 @@ pub trait Driver: Send + Sync + 'static {
         })
     }
 
+    /// Plugs the NIC `nic` into the VM (Nova's interface attach): a
+    /// running or paused guest sees a new device at once (hotplug), and
+    /// the VM keeps it across stops and reboots; a stopped VM gets it at
+    /// its next start. The agent applied the port on the host's data plane
+    /// first. `Ok` if the VM already has a NIC with the port's MAC.
+    async fn attach_interface(&self, id: InstanceId, nic: &NicSpec) -> Result<(), DriverError> {
+        let _ = (id, nic);
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::AttachInterface,
+        })
+    }
+
+    /// Unplugs the VM's NIC of port `nic` (found by its MAC), from the
+    /// running guest and from the VM's definition. `Ok` if the VM has no
+    /// such NIC.
+    async fn detach_interface(&self, id: InstanceId, nic: &NicSpec) -> Result<(), DriverError> {
+        let _ = (id, nic);
+        Err(DriverError::Unsupported {
+            driver: self.kind(),
+            op: Op::DetachInterface,
+        })
+    }
+
     /// The VM's current state.
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError>;
 

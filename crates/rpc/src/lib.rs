@@ -7,7 +7,9 @@
 //! logs) without our code.
 
 use cloud_bus::{BusError, Envelope};
-use cloud_driver::{HostResources, ImageSpec, RebootKind, SerialEndpoint, VmInfo, VmSpec};
+use cloud_driver::{
+    HostResources, ImageSpec, NicSpec, RebootKind, SerialEndpoint, VmInfo, VmSpec,
+};
 use cloud_model::instance::PowerState;
 use cloud_model::{InstanceId, NetworkId, SecurityGroupId};
 use serde::de::DeserializeOwned;
@@ -333,6 +335,25 @@ pub enum ComputeMsg {
         /// At most this many bytes from the end.
         max_bytes: usize,
     },
+    /// Plug the port `nic` (bound to this host) into the VM: once the
+    /// host's data plane carries the port, a hotplug into a running or
+    /// paused guest, a definition change for a stopped one. A call, so the
+    /// API answers with the attachment only once the guest has it (Nova's
+    /// attach is synchronous). Reply: `()` or why not.
+    AttachInterface {
+        /// The server.
+        instance_id: InstanceId,
+        /// The NIC, as a spawn would get it.
+        nic: NicSpec,
+    },
+    /// Unplug the VM's NIC of port `nic` (found by its MAC). A call, as
+    /// [`ComputeMsg::AttachInterface`]. Reply: `()` or why not.
+    DetachInterface {
+        /// The server.
+        instance_id: InstanceId,
+        /// The NIC as attached.
+        nic: NicSpec,
+    },
     /// Send the VM a non-maskable interrupt (Nova's `trigger_crash_dump`;
     /// a call, so a driver without NMIs is a 400 at once). Reply:
     /// [`CrashDump`].
@@ -368,6 +389,8 @@ pub enum HostReply {
     CrashDump(Reply<CrashDump>),
     /// To `SerialConsole`.
     Serial(Reply<SerialEndpoint>),
+    /// To `AttachInterface` and `DetachInterface`.
+    Interface(Reply<()>),
 }
 
 /// The reply to `ConsoleOutput`.

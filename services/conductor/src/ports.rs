@@ -5,7 +5,7 @@ use crate::Conductor;
 use crate::build::BuildData;
 use cloud_model::instance::{Instance, RequestedNetwork};
 use cloud_model::{Error, NetworkId, PortId, SecurityGroupId};
-use cloud_store::{NewPort, PortFilter, RequestedIp, Scope};
+use cloud_store::{NewPort, PortFilter, PortOrigin, RequestedIp, Scope};
 use std::collections::BTreeSet;
 
 impl Conductor {
@@ -141,6 +141,18 @@ impl Conductor {
             touched_networks.insert(port.network_id);
             touched_groups.extend(port.security_group_ids.iter().copied());
         }
+        // Ports attached after the build (os-interface) follow the server
+        // to its host too, after the requested ones.
+        for port in existing.iter().filter(|p| !used.contains(&p.id)) {
+            if port.binding_host.as_deref() != Some(host) {
+                let mut bound = port.clone();
+                bound.binding_host = Some(host.to_owned());
+                self.store.port_update(&bound).await?;
+            }
+            ports.push(port.id);
+            touched_networks.insert(port.network_id);
+            touched_groups.extend(port.security_group_ids.iter().copied());
+        }
         data.ports = ports;
         data.created_ports = created;
         // The host pulls its state when it spawns; the other hosts of these
@@ -176,6 +188,13 @@ impl Conductor {
                 ..PortFilter::all(Scope::All)
             })
             .await?;
+        let mut user_ports = user_ports;
+        for p in &attached {
+            // Attached after the build by its user (os-interface): kept.
+            if self.store.port_attachment_origin(inst.id, p.id).await? == Some(PortOrigin::User) {
+                user_ports.push(p.id);
+            }
+        }
         let networks: BTreeSet<NetworkId> = attached.iter().map(|p| p.network_id).collect();
         let groups: BTreeSet<SecurityGroupId> = attached
             .iter()

@@ -80,8 +80,14 @@ pub fn server_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(server_info::server_security_groups))
         .routes(routes!(server_info::instance_action_list))
         .routes(routes!(server_info::instance_action_show))
-        .routes(routes!(server_interfaces::server_interface_list))
-        .routes(routes!(server_interfaces::server_interface_show))
+        .routes(routes!(
+            server_interfaces::server_interface_list,
+            server_interfaces::server_interface_attach
+        ))
+        .routes(routes!(
+            server_interfaces::server_interface_show,
+            server_interfaces::server_interface_detach
+        ))
         .routes(routes!(
             server_groups::server_group_list,
             server_groups::server_group_create
