@@ -9,6 +9,7 @@ use crate::commands::network::{NetworkCmd, PortCmd, SecurityGroupCmd, SubnetCmd}
 use crate::commands::routers::RouterCmd;
 use crate::commands::server_console::SerialConsoleArgs;
 use crate::commands::server_rebuild::RebuildArgs;
+use crate::commands::server_rescue::{RescueArgs, UnrescueArgs};
 use crate::commands::server_shelve::{ShelveArgs, UnshelveArgs};
 use crate::commands::server_snapshot::SnapshotArgs;
 use crate::commands::server_states::{DumpArgs, FreezeArgs, InterfacesArgs, LockArgs, UnlockArgs};
@@ -108,6 +109,10 @@ pub enum Command {
     Interfaces(InterfacesArgs),
     /// Rebuild a server: a fresh disk from its image (or another one).
     Rebuild(RebuildArgs),
+    /// Rescue a server: boot a rescue image with the server's disk second.
+    Rescue(RescueArgs),
+    /// Boot a rescued server from its own disk again.
+    Unrescue(UnrescueArgs),
     /// Shelve a server: snapshot it and stop it (and free its host).
     Shelve(ShelveArgs),
     /// Unshelve a shelved server: boot it again from its snapshot.

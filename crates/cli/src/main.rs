@@ -92,6 +92,8 @@ async fn dispatch(app: &App, command: &Command) -> CliResult {
         Command::Dump(a) => server_states::dump(app, a).await,
         Command::Interfaces(a) => server_states::interfaces(app, a).await,
         Command::Rebuild(a) => server_rebuild::rebuild(app, a).await,
+        Command::Rescue(a) => commands::server_rescue::rescue(app, a).await,
+        Command::Unrescue(a) => commands::server_rescue::unrescue(app, a).await,
         Command::Shelve(a) => server_shelve::shelve(app, a).await,
         Command::Unshelve(a) => server_shelve::unshelve(app, a).await,
         Command::Snapshot(a) => commands::server_snapshot::snapshot(app, a).await,

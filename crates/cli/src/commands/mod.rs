@@ -8,6 +8,7 @@ pub mod network;
 pub mod routers;
 pub mod server_console;
 pub mod server_rebuild;
+pub mod server_rescue;
 pub mod server_shelve;
 pub mod server_snapshot;
 pub mod server_states;
