@@ -10,6 +10,7 @@
 //! from there ([`ConductorMsg::RebuildInstance`]).
 
 use crate::auth::{Action, Ctx};
+use crate::compute::microversion::{MAX_VERSION, MIN_VERSION};
 use crate::compute::params;
 use crate::compute::server_create::random_password;
 use crate::compute::server_lock::refuse_if_locked;
@@ -48,8 +49,9 @@ const KEYS_2_1: &[&str] = &[
     "personality",
 ];
 
-/// Keys of later microversions, with the one that brings them: at our 2.1
-/// they are a 400 that says so, as Nova's schema refuses them.
+/// Keys of later microversions, with the one that brings them: all above
+/// our [`MAX_VERSION`], so every request may be refused them with a 400
+/// that says so, as Nova's schema refuses them below their version.
 const LATER_KEYS: &[(&str, &str)] = &[
     ("description", "2.19"),
     ("key_name", "2.54"),
@@ -104,7 +106,7 @@ fn parse(state: &AppState, args: &Value) -> ApiResult<RebuildRequest> {
             &format!("rebuild.{key}"),
             format!(
                 "'{key}' requires microversion {version} or later; this API serves \
-                 microversion 2.1."
+                 microversions {MIN_VERSION} to {MAX_VERSION}."
             ),
         ));
     }
@@ -323,4 +325,20 @@ async fn answer(
         server["OS-DCF:diskConfig"] = json!(d);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({ "server": server }))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LATER_KEYS;
+    use crate::compute::microversion::{MAX_VERSION, Microversion};
+
+    /// Raising the served microversion past one of these means serving
+    /// that key in a rebuild, not refusing it any more.
+    #[test]
+    fn the_refused_keys_are_above_the_served_microversions() {
+        for (key, version) in LATER_KEYS {
+            let v = Microversion::parse(version).expect("a version");
+            assert!(v > MAX_VERSION, "{key} comes with {version}: serve it");
+        }
+    }
 }
