@@ -250,6 +250,43 @@ mod tests {
     }
 
     #[test]
+    fn the_serial_port_is_a_logged_tcp_server_libvirt_accepts() {
+        let ctx = crate::domain_xml::BuildContext {
+            virt_type: crate::config::VirtType::Qemu,
+            cpu_mode: crate::config::CpuMode::None,
+            root_disk: "/i/x/disk".into(),
+            config_drive: None,
+            console_log: "/i/x/console.log".into(),
+            kernel: None,
+            nic_devices: Vec::new(),
+            owner: "/i".into(),
+        };
+        let mut def = DomainDef::from_spec(&crate::testutil::spec(), &ctx);
+        def.serial_tcp = Some(SerialTcp {
+            host: "127.0.0.1".into(),
+            port: 10007,
+        });
+        let xml = def.to_xml();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &xml).unwrap();
+        let out = std::process::Command::new("virt-xml-validate")
+            .arg(file.path())
+            .arg("domain")
+            .output()
+            .expect("virt-xml-validate (libvirt-clients + libxml2-utils) must be installed");
+        assert!(out.status.success(), "libvirt rejects: {out:?}\n{xml}");
+        assert_eq!(tcp_serial(&xml), def.serial_tcp);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        for name in ["serial", "console"] {
+            let dev = doc.descendants().find(|n| n.has_tag_name(name)).unwrap();
+            assert_eq!(dev.attribute("type"), Some("tcp"), "{name}");
+            let log = dev.children().find(|n| n.has_tag_name("log")).unwrap();
+            assert_eq!(log.attribute("file"), Some("/i/x/console.log"), "{name}");
+            assert_eq!(log.attribute("append"), Some("on"), "{name}");
+        }
+    }
+
+    #[test]
     fn ranges() {
         let mut c = SerialConsoleConfig::default();
         assert_eq!(c.ports().unwrap(), (10000, 20000));

@@ -156,6 +156,14 @@ async fn serial_console(backend: Backend) {
     );
     let r = act(c, id, json!({"os-getSerialConsole": {}})).await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // What `openstack console url show` sends by default.
+    let r = act(c, id, json!({"os-getVNCConsole": {"type": "novnc"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("serial consoles only"),
+        "{}",
+        r.error_message()
+    );
 
     // Another project's user does not see the server.
     let other = plane.api.account("other", "mallory", "member").await;

@@ -186,6 +186,9 @@ pub async fn server_action(
         "os-getSerialConsole" => {
             server_console::get_serial_console(&state, &ctx, &base, &id, &request_id, args).await
         }
+        "os-getVNCConsole" | "os-getSPICEConsole" | "os-getRDPConsole" => {
+            Err(server_console::graphical_console(action))
+        }
         other => Err(ApiError::bad_request(format!(
             "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
              pause, unpause, suspend, resume, lock, unlock, trigger_crash_dump, \

@@ -51,6 +51,17 @@ pub async fn get_serial_console(
     Ok(Json(json!({"console": {"type": SERIAL, "url": url}})).into_response())
 }
 
+/// The answer to the graphical console actions (`os-getVNCConsole`,
+/// `os-getSPICEConsole`, `os-getRDPConsole`): a 400 saying only serial
+/// consoles are offered, as `openstack console url show` asks for noVNC
+/// by default.
+pub fn graphical_console(action: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "'{action}' is not supported: this cloud offers serial consoles only \
+         (os-getSerialConsole with type 'serial'; openstack console url show --serial)."
+    ))
+}
+
 /// Checks the body's `type`: `serial` only.
 fn requested_type(args: &Value) -> Result<(), ApiError> {
     match args.get("type") {
