@@ -36,7 +36,7 @@ pub struct LibvirtConfig {
     pub reserved_host_cpus: u32,
     /// Root disk space kept for the host, subtracted from what is reported.
     pub reserved_host_disk_gb: u64,
-    /// Serial consoles (`[driver.libvirt.serial_console]`).
+    /// Serial consoles (`[driver.serial_console]`).
     pub serial_console: crate::serial::SerialConsoleConfig,
 }
 
