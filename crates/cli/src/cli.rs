@@ -8,6 +8,7 @@ use crate::commands::image::ImageCmd;
 use crate::commands::network::{NetworkCmd, PortCmd, SecurityGroupCmd, SubnetCmd};
 use crate::commands::routers::RouterCmd;
 use crate::commands::server_console::SerialConsoleArgs;
+use crate::commands::server_interfaces::InterfaceCmd;
 use crate::commands::server_rebuild::RebuildArgs;
 use crate::commands::server_rescue::{RescueArgs, UnrescueArgs};
 use crate::commands::server_shelve::{ShelveArgs, UnshelveArgs};
@@ -107,6 +108,9 @@ pub enum Command {
     Dump(DumpArgs),
     /// List a server's network interfaces (ports, networks, MACs, addresses).
     Interfaces(InterfacesArgs),
+    /// Attach a port or network to a server, or detach one.
+    #[command(subcommand)]
+    Interface(InterfaceCmd),
     /// Rebuild a server: a fresh disk from its image (or another one).
     Rebuild(RebuildArgs),
     /// Rescue a server: boot a rescue image with the server's disk second.

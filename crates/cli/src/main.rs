@@ -91,6 +91,7 @@ async fn dispatch(app: &App, command: &Command) -> CliResult {
         Command::Unlock(a) => server_states::unlock(app, a).await,
         Command::Dump(a) => server_states::dump(app, a).await,
         Command::Interfaces(a) => server_states::interfaces(app, a).await,
+        Command::Interface(c) => commands::server_interfaces::interface(app, c).await,
         Command::Rebuild(a) => server_rebuild::rebuild(app, a).await,
         Command::Rescue(a) => commands::server_rescue::rescue(app, a).await,
         Command::Unrescue(a) => commands::server_rescue::unrescue(app, a).await,

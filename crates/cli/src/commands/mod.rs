@@ -7,6 +7,7 @@ pub mod image;
 pub mod network;
 pub mod routers;
 pub mod server_console;
+pub mod server_interfaces;
 pub mod server_rebuild;
 pub mod server_rescue;
 pub mod server_shelve;
