@@ -10,6 +10,9 @@ pub mod osc;
 pub mod sdk;
 pub mod server_console;
 pub mod server_rebuild;
+pub mod server_rescue;
+pub mod server_shelve;
+pub mod server_snapshot;
 pub mod server_states;
 
 use serde_json::Value;

@@ -295,6 +295,9 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     super::server_states::run(t, "c-vm").await;
     super::server_console::run(t, "c-vm").await;
     super::server_rebuild::run(t, "c-vm", "c-image").await;
+    super::server_rescue::run(t, "c-vm").await;
+    super::server_shelve::run(t, "c-vm").await;
+    super::server_snapshot::run(t, "c-vm").await;
 
     // Reaching it from outside: a router to the external network and a
     // floating IP.

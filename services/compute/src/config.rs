@@ -14,8 +14,9 @@ pub struct FileConfig {
     pub agent: AgentConfig,
     /// `[driver]`: `kind = "fake"` or `kind = "libvirt"` and its settings.
     pub driver: DriverConfig,
-    /// `[image_api]`: the service account images are downloaded with.
-    /// Optional for the fake driver, which downloads nothing.
+    /// `[image_api]`: the service account images are downloaded with, and
+    /// snapshots uploaded with. Optional for the fake driver, which
+    /// downloads nothing (without it, its snapshots fail saying so).
     #[serde(default)]
     pub image_api: Option<ImageApiConfig>,
     /// `[bus]`: the AMQP broker.

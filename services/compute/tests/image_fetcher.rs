@@ -111,3 +111,70 @@ fn a_missing_password_is_refused_at_start() {
         assert!(err.contains("CLOUD_COMPUTE_PASSWORD"), "{err}");
     }
 }
+
+/// Snapshot uploads: into a queued image (its disk_format corrected to
+/// what was captured), again after the token was revoked, a no-op for an
+/// image already active, and a clear error for a deleted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_snapshots_into_queued_images() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let queued = |name: &'static str| {
+        let client = admin.client.clone();
+        async move {
+            let r = client
+                .post(
+                    "/image/v2/images",
+                    json!({"name": name, "disk_format": "qcow2", "container_format": "bare"}),
+                )
+                .await;
+            r.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let file = std::env::temp_dir().join(format!("snapshot-upload-{}", std::process::id()));
+    let data: Vec<u8> = (0..700_001u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let fetcher = HttpImageFetcher::new(config(&api, ADMIN_PASSWORD)).unwrap();
+
+    let first = queued("snap-a").await;
+    fetcher.upload(&first, &file, "raw").await.unwrap();
+    let image = admin.client.get(&format!("/image/v2/images/{first}")).await;
+    assert_eq!(image.body["status"], "active", "{}", image.body);
+    assert_eq!(image.body["disk_format"], "raw", "{}", image.body);
+    assert_eq!(image.body["size"], data.len() as u64);
+    assert_eq!(fetch(&fetcher, &first).await.unwrap(), data);
+    // Already active (a repeated request): nothing to do.
+    fetcher.upload(&first, &file, "raw").await.unwrap();
+
+    // After the token is revoked the upload logs in again.
+    let user = cloud_model::UserId::from_string(&admin.user_id);
+    let hash = cloud_api::auth::password::hash_password(ADMIN_PASSWORD.to_owned())
+        .await
+        .unwrap();
+    api.db.store.user_set_password(&user, &hash).await.unwrap();
+    let admin = api.admin().await;
+    let r = admin
+        .client
+        .post(
+            "/image/v2/images",
+            json!({"name": "snap-b", "disk_format": "qcow2", "container_format": "bare"}),
+        )
+        .await;
+    let second = r.body["id"].as_str().unwrap().to_owned();
+    fetcher.upload(&second, &file, "qcow2").await.unwrap();
+    let image = admin
+        .client
+        .get(&format!("/image/v2/images/{second}"))
+        .await;
+    assert_eq!(image.body["status"], "active", "{}", image.body);
+    assert_eq!(image.body["disk_format"], "qcow2", "{}", image.body);
+
+    let missing = "7f2c1a8e-0000-4000-8000-000000000001";
+    let err = fetcher
+        .upload(missing, &file, "qcow2")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("404") && err.contains(missing), "{err}");
+    let _ = std::fs::remove_file(&file);
+}

@@ -56,6 +56,15 @@ const NOT_INHERITED: [&str; 6] = [
     "user_id",
 ];
 
+/// Whether a snapshot inherits its base image's property `key`: not the
+/// ones above, nor signatures and what a client recorded about the file
+/// it uploaded (`owner_specified.*`), which do not describe the snapshot.
+fn inherited(key: &str) -> bool {
+    !NOT_INHERITED.contains(&key)
+        && !key.starts_with("img_signature")
+        && !key.starts_with("owner_specified.")
+}
+
 /// What the request asks for.
 struct Request {
     name: String,
@@ -189,9 +198,7 @@ async fn snapshot_record(
         .map(|b| {
             b.properties
                 .iter()
-                .filter(|(k, _)| {
-                    !NOT_INHERITED.contains(&k.as_str()) && !k.starts_with("img_signature")
-                })
+                .filter(|(k, _)| inherited(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
