@@ -27,16 +27,18 @@ async fn show(c: &Client, id: &str) -> Value {
     c.get(&format!("/compute/v2.1/servers/{id}")).await.body["server"].clone()
 }
 
-/// Waits until the server has no task and is in `status`.
+/// Waits until the server's task is over; it must then be in `status`
+/// at once (not only after a power sync corrected it).
 async fn settled(c: &Client, id: &str, status: &str) -> Value {
     let deadline = Instant::now() + T;
     loop {
         let s = show(c, id).await;
-        if s["OS-EXT-STS:task_state"].is_null() && s["status"] == status {
+        if s["OS-EXT-STS:task_state"].is_null() {
+            assert_eq!(s["status"], status, "{s}");
             return s;
         }
-        assert!(Instant::now() < deadline, "not {status}: {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(Instant::now() < deadline, "still a task: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -230,6 +232,13 @@ async fn rebuild_keeps_the_server(backend: Backend) {
         "{}",
         r.body
     );
+    let s = show(c, &id).await;
+    assert_eq!(
+        s["image"]["id"],
+        second.to_string(),
+        "refused: nothing written"
+    );
+    assert_eq!(s["status"], "PAUSED");
     assert_eq!(act(c, &id, json!({"unpause": null})).await.status, 202);
     wait_for_status(c, &id, &["ACTIVE"], T).await;
 
@@ -263,9 +272,17 @@ async fn rebuild_keeps_the_server(backend: Backend) {
         PowerState::Shutdown
     );
     assert!(succeeded(&rebuild_events(c, &id).await));
-    // The power sync (every second here) agrees.
+    // The power sync (every second here) agrees: no drift to correct.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(show(c, &id).await["status"], "SHUTOFF");
+    let actions = c
+        .get(&format!("/compute/v2.1/servers/{id}/os-instance-actions"))
+        .await;
+    assert!(
+        !actions.body.to_string().contains("power_sync"),
+        "{}",
+        actions.body
+    );
 
     // Another project cannot rebuild what it cannot see.
     let other = plane.api.account("other", "mallory", "member").await;
