@@ -96,6 +96,11 @@ async fn host_of(admin: &Client, id: &str) -> Value {
     server(admin, id).await["OS-EXT-SRV-ATTR:host"].clone()
 }
 
+/// The amount of `class` in `held`.
+fn held_of(held: &[(String, i64)], class: &str) -> i64 {
+    held.iter().find(|(c, _)| c == class).map_or(0, |(_, n)| *n)
+}
+
 /// Boots `name` as `c` and waits for ACTIVE; returns its id and host.
 async fn boot_active(c: &Client, admin: &Client, name: &str, image: &str) -> (String, String) {
     let r = boot(c, name, "1", image, json!({})).await;
@@ -152,6 +157,10 @@ async fn shelve_offload_unshelve(backend: Backend) {
         plane.driver(&host).info(vm).await.is_err(),
         "the VM is still on {host}"
     );
+    // It still counts against the quota, as in Nova.
+    let limits = c.get("/compute/v2.1/limits").await.body["limits"]["absolute"].clone();
+    assert_eq!(limits["totalInstancesUsed"], 1, "{limits}");
+    assert_eq!(limits["totalCoresUsed"], held_of(&held, "VCPU"), "{limits}");
     let images = shelve_images(c, "vm1").await;
     assert_eq!(images.len(), 1, "{images:?}");
     let snapshot = images[0]["id"].as_str().unwrap().to_owned();
