@@ -168,6 +168,20 @@ async fn attach_and_detach(backend: Backend) {
     assert_eq!(r.body["interfaceAttachment"]["port_id"], mine.as_str());
     assert_eq!(interfaces(c, &id).await.len(), 3);
     assert_eq!(port(c, &mine).await.body["port"]["device_id"], id.as_str());
+    // A rebuild keeps the attached NICs (the guest is made anew from the
+    // server's ports).
+    let r = c
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            json!({"rebuild": {"imageRef": image.to_string()}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_for_status(c, &id, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let macs = driver.nic_macs(vm).unwrap();
+    assert_eq!(macs.len(), 3, "{macs:?}");
+    assert!(macs.contains(&made_mac), "{macs:?}");
     // A port in use (here: by this server already) is a 409.
     let r = attach(c, &id, json!({"port_id": mine})).await;
     assert_eq!(r.status, 409, "{}", r.body);

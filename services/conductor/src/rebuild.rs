@@ -50,7 +50,7 @@ impl Conductor {
                 .rebuild_failed(&inst, None, None, "the server is on no host")
                 .await;
         };
-        let ports = self.build_data(id).await?.ports;
+        let ports = self.server_ports(&inst).await?;
         let spec = match self.vm_spec(&inst, &ports).await {
             Ok(spec) => spec,
             Err(e @ Error::Unavailable { .. }) => return Err(e),

@@ -76,7 +76,7 @@ impl Conductor {
 
     /// The server's ports in NIC order: the build's order, then any the
     /// build did not make (attached later).
-    async fn server_ports(&self, inst: &Instance) -> Result<Vec<PortId>, Error> {
+    pub(crate) async fn server_ports(&self, inst: &Instance) -> Result<Vec<PortId>, Error> {
         let built: Vec<PortId> = match self
             .store
             .workflow_get(&workflow_id(inst.id, "build"))
