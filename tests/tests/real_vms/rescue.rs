@@ -106,6 +106,7 @@ async fn rescue_shows_the_original_disk_as_a_second_disk() {
         }
         other => panic!("booted with ROOT_DEV={other}: {rescued:?}"),
     };
+    eprintln!("{id}: rescue boot disks {seen:?}, counted on the own disk: {counted_on_own}");
 
     // An agent restart leaves the rescued guest running as it is.
     cloud.restart_agent().await;
