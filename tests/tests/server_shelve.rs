@@ -316,6 +316,22 @@ async fn shelve_without_offload(backend: Backend) {
         )),
         "{offload:?}"
     );
+    // Its owner deleted the snapshot: there is nothing to unshelve.
+    let snapshot = shelve_images(c, "vm2").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c.delete(&format!("/image/v2/images/{snapshot}")).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = act(c, &id, json!({"unshelve": null})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.error_message()
+            .contains(&format!("its shelve snapshot {snapshot} was deleted")),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(server(c, &id).await["status"], "SHELVED_OFFLOADED");
     let r = c.delete(&format!("/compute/v2.1/servers/{id}")).await;
     assert_eq!(r.status, 204);
     wait_for_status(c, &id, &["DELETED"], T).await;
@@ -341,7 +357,16 @@ async fn conductor_killed_mid_shelve_and_unshelve(backend: Backend) {
     assert_eq!(act(c, &b, json!({"shelve": null})).await.status, 202);
     wait_for_status(c, &b, &["SHELVED_OFFLOADED"], T).await;
 
+    let (d, _) = boot_active(c, c, "crash-d", &image).await;
+    assert_eq!(act(c, &d, json!({"shelve": null})).await.status, 202);
+    wait_for_status(c, &d, &["SHELVED_OFFLOADED"], T).await;
+
     plane.kill_conductors();
+    // d: its snapshot goes while the unshelve waits for a conductor.
+    assert_eq!(act(c, &d, json!({"unshelve": null})).await.status, 202);
+    let did = InstanceId::parse(&d).unwrap();
+    let gone = store.shelve_get(did).await.unwrap().unwrap().image_id;
+    store.image_delete(gone).await.unwrap();
     // a: the host shelves it; its report waits for a conductor.
     assert_eq!(act(c, &a, json!({"shelve": null})).await.status, 202);
     // b: the dead conductor had a host claimed (the other one) and
@@ -396,6 +421,16 @@ async fn conductor_killed_mid_shelve_and_unshelve(backend: Backend) {
     let s = wait_for_status(c, &a, &["SHELVED_OFFLOADED", "ERROR"], T).await;
     assert_eq!(s["status"], "SHELVED_OFFLOADED", "{s}");
     assert!(allocations(&store, &a).await.is_empty());
+    // d cannot boot: it stays SHELVED_OFFLOADED, holding nothing, and its
+    // unshelve failed saying why.
+    let s = wait_idle(c, &d).await;
+    assert_eq!(s["status"], "SHELVED_OFFLOADED", "{s}");
+    assert!(allocations(&store, &d).await.is_empty());
+    let failed = events(c, &d, "unshelve").await;
+    assert!(
+        failed.iter().any(|(_, result)| result == "Error"),
+        "{failed:?}"
+    );
     let s = wait_for_status(c, &b, &["ACTIVE", "ERROR"], T).await;
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-SRV-ATTR:host"], target);

@@ -346,13 +346,43 @@ impl Conductor {
             .await
     }
 
-    /// Runs (or resumes) the unshelve of server `id`.
+    /// Runs (or resumes) the unshelve of server `id`. One whose snapshot
+    /// is gone (its owner deleted the image) cannot boot: it fails at once
+    /// rather than retrying forever.
     pub(crate) async fn unshelve(
         self: &Arc<Self>,
         id: InstanceId,
         request_id: &str,
     ) -> Result<(), Error> {
+        let inst = self.store.instance_get_any(id).await?;
+        if inst.task_state == Some(TaskState::Unshelving)
+            && inst.vm_state == VmState::ShelvedOffloaded
+            && let Some(why) = self.snapshot_missing(&inst).await?
+        {
+            return self
+                .unshelve_failed(&inst, &BuildData::default(), &why, "unshelve")
+                .await;
+        }
         self.boot(id, Boot::Unshelve, request_id).await
+    }
+
+    /// Why the server's shelve snapshot cannot be booted, if it cannot.
+    async fn snapshot_missing(&self, inst: &Instance) -> Result<Option<String>, Error> {
+        let Some(shelve) = self.store.shelve_get(inst.id).await? else {
+            return Ok(Some(format!("server {} has no shelve snapshot", inst.id)));
+        };
+        match self.store.image_get(shelve.image_id, &Scope::All).await {
+            Ok(image) if image.status == "active" => Ok(None),
+            Ok(image) => Ok(Some(format!(
+                "the shelve snapshot {} is {}, not active",
+                image.id, image.status
+            ))),
+            Err(Error::NotFound { .. }) => Ok(Some(format!(
+                "the shelve snapshot {} was deleted",
+                shelve.image_id
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     /// The spec a build workflow casts: an unshelve boots the snapshot.

@@ -37,6 +37,8 @@ const OFFLOAD_DEADLINE_SECS: i64 = 120;
 /// How long an unshelve may take before the reconciler looks at it (the
 /// conductor gives the spawn its own deadline).
 const UNSHELVE_DEADLINE_SECS: i64 = 900;
+/// How long the power on of a SHELVED server's VM may take.
+const POWER_ON_DEADLINE_SECS: i64 = 300;
 
 /// Nova's `check_instance_state` for `shelve`.
 const SHELVE_FROM: [VmState; 4] = [
@@ -158,6 +160,10 @@ pub async fn unshelve(
     if inst.vm_state == VmState::ShelvedOffloaded {
         check_snapshot(state, &inst).await?;
     }
+    let deadline = match inst.vm_state {
+        VmState::Shelved => POWER_ON_DEADLINE_SECS,
+        _ => UNSHELVE_DEADLINE_SECS,
+    };
     let inst = begin(
         state,
         ctx,
@@ -165,7 +171,7 @@ pub async fn unshelve(
         "unshelve",
         &UNSHELVE_FROM,
         TaskState::Unshelving,
-        UNSHELVE_DEADLINE_SECS,
+        deadline,
     )
     .await?;
     record(state, ctx, &inst, request_id, "unshelve").await?;
