@@ -1,7 +1,7 @@
 //! A rebuild of a real guest (issue 13): the domain boots again from a
 //! fresh copy of the image (BOOTCOUNT back to 1 after a reboot had made it
 //! 2), with a config drive made anew (the new name), under the same uuid
-//! and with the same address on the same port.
+//! and with the same address on the same port; a stopped one stays off.
 
 use crate::support::{RealCloud, count, domain_running, fixed_ip, value};
 use serde_json::json;
@@ -40,5 +40,17 @@ async fn a_rebuilt_real_guest_boots_from_a_fresh_disk_with_its_identity() {
     assert_eq!(value(&console, "UUID"), id, "{console}");
     assert_eq!(value(&console, "NAME"), "vm-rebuilt", "{console}");
     assert_eq!(value(&console, "IP"), first_ip, "{console}");
+
+    // A stopped server is rebuilt and stays stopped: the fresh guest is
+    // powered off again by its host.
+    cloud.action(&id, json!({"os-stop": null})).await;
+    cloud.wait(&id, &["SHUTOFF"]).await;
+    cloud
+        .action(&id, json!({"rebuild": {"imageRef": image}}))
+        .await;
+    let server = cloud.wait(&id, &["SHUTOFF", "ACTIVE", "ERROR"]).await;
+    assert_eq!(server["status"], "SHUTOFF", "{server}");
+    assert_eq!(server["OS-EXT-STS:power_state"], 4, "{server}");
+    assert!(!domain_running(&id), "the domain is off");
     cloud.delete(&id).await;
 }
