@@ -4,7 +4,7 @@
 //! snapshot has the first one's disk, which the guest's boot counter (kept
 //! on the disk) shows: BOOTCOUNT=2.
 
-use crate::support::{RealCloud, count, domain_running, value};
+use crate::support::{RealCloud, count, domain, domain_running, value};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -105,5 +105,55 @@ async fn a_snapshot_of_a_running_guest_boots_with_its_disk() {
     assert_eq!(value(&console, "BOOTCOUNT"), "2", "{console}");
 
     cloud.delete(&copy).await;
+
+    // A paused guest is snapshotted too and stays paused (saved paused,
+    // restored paused), then carries on when unpaused.
+    cloud.action(&id, json!({"pause": null})).await;
+    cloud.wait(&id, &["PAUSED"]).await;
+    let r = cloud
+        .client()
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            json!({"createImage": {"name": "snap-paused"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let location = r.headers["location"].to_str().unwrap().to_owned();
+    image_active(&cloud, location.rsplit('/').next().unwrap()).await;
+    let started = Instant::now();
+    let server = loop {
+        let s = cloud.wait(&id, &["PAUSED"]).await;
+        if s["OS-EXT-STS:task_state"].is_null() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{s}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(server["OS-EXT-STS:power_state"], 3, "{server}");
+    let (state, _) = domain(&id).state().unwrap();
+    assert!(
+        matches!(
+            state.unwrap_or(virt::domain::DomainState::NoState),
+            virt::domain::DomainState::Paused
+        ),
+        "the domain is paused again"
+    );
+    assert!(!domain(&id).has_managed_save(0).unwrap());
+    cloud.action(&id, json!({"unpause": null})).await;
+    cloud.wait(&id, &["ACTIVE"]).await;
+    let before = last_tick(&cloud.console(&id).await);
+    let started = Instant::now();
+    let console = loop {
+        let console = cloud.console(&id).await;
+        if last_tick(&console) > before + 1 {
+            break console;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the guest stopped ticking at {before}:\n{console}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(count(&console, "BOOTED"), 1, "rebooted:\n{console}");
     cloud.delete(&id).await;
 }
