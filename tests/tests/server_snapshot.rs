@@ -222,7 +222,8 @@ async fn snapshot_and_boot_from_it_rabbitmq_postgres() {
     snapshot_and_boot_from_it(Backend::Postgres).await;
 }
 
-/// Bad bodies are 400s, wrong states 409s, and none leaves an image.
+/// Bad bodies are 400s, wrong states (building, rescued, shelved) 409s,
+/// and none leaves an image.
 async fn refusals(backend: Backend) {
     let plane = ControlPlane::start(PlaneOptions::hosts(backend, 1, FakeConfig::default())).await;
     let admin = plane.api.admin().await;
@@ -277,6 +278,33 @@ async fn refusals(backend: Backend) {
         images_before, images_after,
         "a refused snapshot left an image"
     );
+    // Rescued or shelved: 409 naming the state (a shelve makes an image
+    // of its own).
+    plane.driver(&host).set_spawn_delay(None);
+    for (action, status, back) in [
+        ("rescue", "RESCUE", Some("unrescue")),
+        ("shelve", "SHELVED_OFFLOADED", None),
+    ] {
+        let r = act(c, &id, json!({ action: null })).await;
+        // rescue answers 200 with the adminPass, shelve 202.
+        assert!(matches!(r.status, 200 | 202), "{action}: {}", r.body);
+        let s = wait_for_status(c, &id, &[status, "ERROR"], T).await;
+        assert_eq!(s["status"], status, "{s}");
+        let r = act(c, &id, json!({"createImage": {"name": "x"}})).await;
+        assert_eq!(r.status, 409, "{status}: {}", r.body);
+        assert!(
+            r.error_message().contains(&format!(
+                "vm_state {}",
+                s["OS-EXT-STS:vm_state"].as_str().unwrap()
+            )),
+            "{}",
+            r.error_message()
+        );
+        if let Some(back) = back {
+            assert_eq!(act(c, &id, json!({ back: null })).await.status, 202);
+            wait_for_status(c, &id, &["ACTIVE"], T).await;
+        }
+    }
     plane.shutdown().await;
 }
 

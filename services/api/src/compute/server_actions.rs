@@ -192,7 +192,7 @@ pub async fn server_action(
         other => Err(ApiError::bad_request(format!(
             "Unsupported server action '{other}': supported are os-start, os-stop, reboot, \
              pause, unpause, suspend, resume, lock, unlock, trigger_crash_dump, \
-             shelve, shelveOffload, unshelve, os-getConsoleOutput, \
+             shelve, shelveOffload, unshelve, createImage, os-getConsoleOutput, \
              addSecurityGroup and removeSecurityGroup."
         ))),
     }
