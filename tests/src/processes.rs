@@ -181,10 +181,14 @@ impl ProcessPlane {
                 "[database]\n\n{bus}\n[scheduler]\nservice_down_secs = 10\n\n[metrics]\nlisten = \"127.0.0.1:{sm}\"\n"
             ),
         );
+        // Snapshots are uploaded with the bootstrap admin's account.
+        let image_api = format!(
+            "[image_api]\nauth_url = \"http://127.0.0.1:{port}/identity/v3\"\nusername = \"admin\"\npassword = \"procs\"\nproject_name = \"admin\"\n"
+        );
         let compute = write(
             "compute.toml",
             format!(
-                "[agent]\nhost = \"proc-host\"\nheartbeat_secs = 1.0\n\n[driver]\nkind = \"fake\"\n\n{bus}\n[metrics]\nlisten = \"127.0.0.1:{km}\"\n"
+                "[agent]\nhost = \"proc-host\"\nheartbeat_secs = 1.0\n\n[driver]\nkind = \"fake\"\n\n{bus}\n[metrics]\nlisten = \"127.0.0.1:{km}\"\n\n{image_api}"
             ),
         );
         let with_db: Vec<(&str, &str)> = [

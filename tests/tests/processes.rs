@@ -1,7 +1,8 @@
 //! The production layout: cloud-api, cloud-conductor, cloud-scheduler and
 //! cloud-compute as separate processes, talking over RabbitMQ, with state
 //! in PostgreSQL. A server boots to ACTIVE across them, every service
-//! serves metrics, and SIGTERM stops each one cleanly (exit 0).
+//! serves metrics, the agent uploads a snapshot with its `[image_api]`
+//! account, and SIGTERM stops each one cleanly (exit 0).
 
 use cloud_e2e::processes::ProcessPlane;
 use std::time::Duration;
@@ -35,6 +36,27 @@ async fn services_in_separate_processes_boot_a_server() {
             .await
             .unwrap();
         assert!(text.contains(what), "metrics on {port} lack {what}");
+    }
+    // A snapshot: the agent process uploads it with its [image_api]
+    // account.
+    let r = c
+        .post(
+            &format!("/compute/v2.1/servers/{id}/action"),
+            serde_json::json!({"createImage": {"name": "proc-snap"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let location = r.header("location").unwrap().to_owned();
+    let image = location.rsplit('/').next().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let i = c.get(&format!("/image/v2/images/{image}")).await;
+        if i.body["status"] == "active" {
+            assert_eq!(i.body["image_type"], "snapshot", "{}", i.body);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", i.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
         c.delete(&format!("/compute/v2.1/servers/{id}"))
