@@ -298,6 +298,20 @@ async fn attach_and_detach(backend: Backend) {
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.error_message().contains("while it is in"), "{}", r.body);
     driver.set_spawn_delay(None);
+    // A shelved (offloaded) server refuses it too.
+    let s = wait_for_status(c, &building, &["ACTIVE", "ERROR"], T).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let r = c
+        .post(
+            &format!("/compute/v2.1/servers/{building}/action"),
+            json!({"shelve": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_for_status(c, &building, &["SHELVED_OFFLOADED"], T).await;
+    let r = attach(c, &building, json!({"net_id": net2})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.error_message().contains("shelved"), "{}", r.body);
     plane.shutdown().await;
 }
 
