@@ -9,6 +9,7 @@ pub mod negatives;
 pub mod osc;
 pub mod sdk;
 pub mod server_console;
+pub mod server_ports;
 pub mod server_rebuild;
 pub mod server_rescue;
 pub mod server_shelve;

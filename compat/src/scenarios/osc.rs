@@ -293,6 +293,7 @@ pub async fn run(cloud: &Cloud, t: &Tools) {
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-STS:power_state"], 1);
     super::server_states::run(t, "c-vm").await;
+    super::server_ports::run(t, "c-vm", "c-net").await;
     super::server_console::run(t, "c-vm").await;
     super::server_rebuild::run(t, "c-vm", "c-image").await;
     super::server_rescue::run(t, "c-vm").await;
