@@ -29,7 +29,8 @@ pub async fn run(t: &Tools, server: &str, network: &str) {
     assert_contains(&addresses, &ip);
     wait_status(t, server, "ACTIVE").await;
 
-    t.osc(&["server", "remove", "port", server, "c-if-port"]).await;
+    t.osc(&["server", "remove", "port", server, "c-if-port"])
+        .await;
     let p = t.osc_json(&["port", "show", "c-if-port"]).await;
     assert_eq!(p["device_id"], "", "the user's port is kept, unbound: {p}");
     let s = t.osc_json(&["server", "show", server]).await;

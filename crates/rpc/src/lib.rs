@@ -7,9 +7,7 @@
 //! logs) without our code.
 
 use cloud_bus::{BusError, Envelope};
-use cloud_driver::{
-    HostResources, ImageSpec, NicSpec, RebootKind, SerialEndpoint, VmInfo, VmSpec,
-};
+use cloud_driver::{HostResources, ImageSpec, NicSpec, RebootKind, SerialEndpoint, VmInfo, VmSpec};
 use cloud_model::instance::PowerState;
 use cloud_model::{InstanceId, NetworkId, SecurityGroupId};
 use serde::de::DeserializeOwned;
