@@ -13,7 +13,7 @@ use cloud_model::{InstanceId, Timestamp};
 use cloud_store::{Backend, Claim, Store};
 use cloud_test_utils::{Client, ControlPlane, PlaneOptions, Reply, boot, wait_for_status};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -117,7 +117,9 @@ async fn boot_active(c: &Client, admin: &Client, name: &str, image: &str) -> (St
 /// active image of the project); unshelve schedules anew, boots the
 /// snapshot and deletes it.
 async fn shelve_offload_unshelve(backend: Backend) {
-    let plane = ControlPlane::start(PlaneOptions::hosts(backend, 2, FakeConfig::default())).await;
+    let mut opts = PlaneOptions::hosts(backend, 2, FakeConfig::default());
+    opts.api = |c| c.image_sweep_interval_secs = 1;
+    let plane = ControlPlane::start(opts).await;
     let store = plane.api.db.store.clone();
     let admin = plane.api.admin().await;
     let demo = plane.api.account("demo", "demo", "member").await;
@@ -168,6 +170,8 @@ async fn shelve_offload_unshelve(backend: Backend) {
     assert_eq!(images[0]["image_type"], "snapshot");
     assert_eq!(images[0]["instance_uuid"], id.as_str());
     assert_eq!(images[0]["visibility"], "private");
+    let snapshot_file = plane.api.data_dir.path().join("images").join(&snapshot);
+    assert!(snapshot_file.exists(), "the snapshot's data");
     let shelve = events(c, &id, "shelve").await;
     for e in ["compute_shelve_instance", "compute_shelve_offload_instance"] {
         assert!(
@@ -210,6 +214,12 @@ async fn shelve_offload_unshelve(backend: Backend) {
     let r = c.get(&format!("/image/v2/images/{snapshot}")).await;
     assert_eq!(r.status, 404, "the snapshot was not deleted: {}", r.body);
     assert!(shelve_images(c, "vm1").await.is_empty());
+    // The API's sweep removes the data of the record the conductor deleted.
+    let gone = Instant::now() + Duration::from_secs(10);
+    while snapshot_file.exists() && Instant::now() < gone {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!snapshot_file.exists(), "the used snapshot's data was kept");
     let unshelve = events(c, &id, "unshelve").await;
     assert!(
         unshelve.contains(&("compute_unshelve_instance".to_owned(), "Success".to_owned())),

@@ -34,6 +34,11 @@ pub struct ApiConfig {
     /// table grows only when tokens are issued).
     #[serde(default = "default_token_purge_interval")]
     pub token_purge_interval_secs: u64,
+    /// How often this API removes image files whose image record is gone
+    /// (the conductor deletes the records of failed snapshots and of used
+    /// shelve snapshots, but the files live with the API). 0: never.
+    #[serde(default = "default_image_sweep_interval")]
+    pub image_sweep_interval_secs: u64,
     /// Largest JSON body accepted.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -219,6 +224,10 @@ fn default_max_body() -> usize {
     1024 * 1024
 }
 
+fn default_image_sweep_interval() -> u64 {
+    600
+}
+
 fn default_token_purge_interval() -> u64 {
     300
 }
@@ -267,6 +276,7 @@ impl ApiConfig {
             network: NetworkConfig::default(),
             metadata: MetadataConfig::default(),
             token_purge_interval_secs: default_token_purge_interval(),
+            image_sweep_interval_secs: default_image_sweep_interval(),
             header_read_timeout_secs: default_header_read_timeout(),
             idle_timeout_secs: default_idle_timeout(),
             max_connections: default_max_connections(),

@@ -94,6 +94,7 @@ pub fn serve(
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
+    let sweep = crate::image::sweep::spawn(&state);
     let app = NormalizePathLayer::trim_trailing_slash().layer(app(state).layer(from_fn(track)));
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         Conn,
@@ -120,6 +121,7 @@ pub fn serve(
         if let Some(m) = metrics {
             m.abort();
         }
+        drop(sweep);
         served
     });
     Ok(ServeHandle {

@@ -140,6 +140,23 @@ impl FileStore {
         Ok((file, len))
     }
 
+    /// The ids of the complete image files in the store (none if the
+    /// directory does not exist yet); uploads in progress are not listed.
+    pub async fn ids(&self) -> io::Result<Vec<ImageId>> {
+        let mut out = Vec::new();
+        let mut dir = match tokio::fs::read_dir(&self.dir).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        while let Some(entry) = dir.next_entry().await? {
+            if let Some(id) = entry.file_name().to_str().and_then(ImageId::parse) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes an image's data; data that is already gone is fine.
     pub async fn remove(&self, id: ImageId) -> io::Result<()> {
         match tokio::fs::remove_file(self.path(id)).await {

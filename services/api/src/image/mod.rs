@@ -14,6 +14,7 @@ pub mod images;
 pub mod patch;
 pub mod schemas;
 pub mod storage_quota;
+pub mod sweep;
 pub mod upload;
 pub mod versions;
 pub mod views;
