@@ -136,7 +136,7 @@ async fn boot_rescue(
     disks::create_overlay(base, base_format, &disk, None).await?;
     note_rescue_image(&dir, &rescue_image.id)?;
     let nic_devices = drv.nic_devices(&spec.nics).await?;
-    let def = rescue_definition(
+    let mut def = rescue_definition(
         spec,
         rescue_image,
         &BuildContext {
@@ -151,6 +151,9 @@ async fn boot_rescue(
         },
         &dir,
     );
+    // The rescued guest keeps its serial console (and its port: the
+    // domain still holds it).
+    crate::serial::assign(drv, &mut def).await?;
     let xml = def.to_xml();
     tracing::debug!(instance = %id, %xml, "defining the rescue domain");
     drv.virt

@@ -5,7 +5,7 @@
 //! rescued server survives an agent restart, and its delete removes the
 //! rescue disk with everything else.
 
-use crate::support::{RealCloud, count, domain_exists, markers};
+use crate::support::{RealCloud, count, domain, domain_exists, markers};
 use cloud_model::InstanceId;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -115,6 +115,9 @@ async fn rescue_shows_the_original_disk_as_a_second_disk() {
     assert_eq!(server["OS-EXT-STS:power_state"], 1);
     assert_eq!(server["OS-EXT-STS:task_state"], Value::Null);
     assert_eq!(count(&cloud.console(&id).await, "BOOTED"), 2);
+    // The rescued guest keeps its serial console.
+    let xml = domain(&id).xml_desc(0).unwrap();
+    assert!(xml.contains("<serial type='tcp'>"), "{xml}");
 
     // Unrescue: the own disk boots again, alone, its counter carrying on.
     cloud.action(&id, json!({"unrescue": null})).await;
