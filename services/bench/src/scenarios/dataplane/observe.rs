@@ -15,7 +15,8 @@
 use async_trait::async_trait;
 use cloud_bus::{Bus, BusError, Consumer, Envelope};
 use cloud_driver::{
-    Driver, DriverError, HostNetwork, HostResources, NetworkApplied, RebootKind, VmInfo, VmSpec,
+    DiskSnapshot, Driver, DriverError, HostNetwork, HostResources, ImageSpec, NetworkApplied,
+    NicSpec, RebootKind, SerialEndpoint, VmInfo, VmSpec,
 };
 use cloud_model::InstanceId;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,6 +146,38 @@ impl Driver for ObservedDriver {
 
     async fn inject_nmi(&self, id: InstanceId) -> Result<(), DriverError> {
         self.inner.inject_nmi(id).await
+    }
+
+    async fn rebuild(&self, spec: &VmSpec) -> Result<(), DriverError> {
+        self.inner.rebuild(spec).await
+    }
+
+    async fn snapshot(
+        &self,
+        id: InstanceId,
+        dest: &std::path::Path,
+    ) -> Result<DiskSnapshot, DriverError> {
+        self.inner.snapshot(id, dest).await
+    }
+
+    async fn rescue(&self, spec: &VmSpec, rescue_image: &ImageSpec) -> Result<(), DriverError> {
+        self.inner.rescue(spec, rescue_image).await
+    }
+
+    async fn unrescue(&self, id: InstanceId) -> Result<(), DriverError> {
+        self.inner.unrescue(id).await
+    }
+
+    async fn serial_console(&self, id: InstanceId) -> Result<SerialEndpoint, DriverError> {
+        self.inner.serial_console(id).await
+    }
+
+    async fn attach_interface(&self, id: InstanceId, nic: &NicSpec) -> Result<(), DriverError> {
+        self.inner.attach_interface(id, nic).await
+    }
+
+    async fn detach_interface(&self, id: InstanceId, nic: &NicSpec) -> Result<(), DriverError> {
+        self.inner.detach_interface(id, nic).await
     }
 
     async fn info(&self, id: InstanceId) -> Result<VmInfo, DriverError> {
