@@ -15,6 +15,7 @@
 
 use crate::auth::{Action, Ctx};
 use crate::compute::server_lock::refuse_if_locked;
+use crate::compute::server_snapshot::snapshot_image;
 use crate::compute::servers::load;
 use crate::error::{ApiError, ApiResult, FaultKind};
 use crate::state::AppState;
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use cloud_bus::compute_queue;
 use cloud_model::image::Image;
 use cloud_model::instance::{Instance, TaskState, VmState};
-use cloud_model::{Error, ImageId, Timestamp};
+use cloud_model::{Error, Timestamp};
 use cloud_rpc::{ComputeMsg, ConductorMsg};
 use cloud_store::Scope;
 use serde_json::Value;
@@ -49,17 +50,6 @@ const SHELVE_FROM: [VmState; 4] = [
 ];
 /// For `unshelve`.
 const UNSHELVE_FROM: [VmState; 2] = [VmState::Shelved, VmState::ShelvedOffloaded];
-
-/// Base image properties the shelve snapshot does not inherit (Nova's
-/// `non_inheritable_image_properties`, and what the snapshot sets itself).
-const NOT_INHERITED: [&str; 6] = [
-    "cache_in_nova",
-    "bittorrent",
-    "image_type",
-    "instance_uuid",
-    "base_image_ref",
-    "user_id",
-];
 
 /// Runs `shelve` on server `id`.
 pub async fn shelve(
@@ -261,65 +251,16 @@ fn conflict(inst: &Instance, action: &str, blocking: &str) -> ApiError {
     )
 }
 
-/// The shelve snapshot's record: queued, private, owned by the server's
-/// project, described after its base image (Nova's snapshot metadata).
+/// The shelve snapshot's record: a snapshot named `<name>-shelved`.
 async fn shelve_image(state: &AppState, ctx: &Ctx, inst: &Instance) -> ApiResult<Image> {
-    // The base image may have been deleted since the server booted.
-    let base = state
-        .store()
-        .image_get(inst.image_id, &Scope::All)
-        .await
-        .ok();
-    let mut properties: BTreeMap<String, String> = base
-        .as_ref()
-        .map(|b| {
-            b.properties
-                .iter()
-                .filter(|(k, _)| {
-                    !NOT_INHERITED.contains(&k.as_str()) && !k.starts_with("img_signature")
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    properties.insert("image_type".into(), "snapshot".into());
-    properties.insert("instance_uuid".into(), inst.id.to_string());
-    properties.insert("base_image_ref".into(), inst.image_id.to_string());
-    properties.insert("user_id".into(), ctx.user_id().to_string());
-    let now = Timestamp::now();
-    Ok(Image {
-        id: ImageId::new(),
-        owner: inst.project_id.clone(),
-        name: Some(format!("{}-shelved", inst.name)),
-        status: "queued".to_owned(),
-        disk_format: Some(
-            base.as_ref()
-                .and_then(|b| b.disk_format.clone())
-                .unwrap_or_else(|| "qcow2".to_owned()),
-        ),
-        container_format: Some(
-            base.as_ref()
-                .and_then(|b| b.container_format.clone())
-                .unwrap_or_else(|| "bare".to_owned()),
-        ),
-        visibility: "private".to_owned(),
-        size: None,
-        virtual_size: None,
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-        min_disk: inst
-            .flavor
-            .disk_gb
-            .max(base.as_ref().map_or(0, |b| b.min_disk)),
-        min_ram: base.as_ref().map_or(0, |b| b.min_ram),
-        protected: false,
-        os_hidden: false,
-        properties,
-        tags: Vec::new(),
-        created_at: now,
-        updated_at: now,
-    })
+    snapshot_image(
+        state,
+        ctx,
+        inst,
+        format!("{}-shelved", inst.name),
+        BTreeMap::new(),
+    )
+    .await
 }
 
 /// Moves the server into `task` with a deadline (a 409 naming the state

@@ -187,6 +187,22 @@ async fn snapshot_record(
     inst: &Instance,
     req: Request,
 ) -> ApiResult<Image> {
+    let image = snapshot_image(state, ctx, inst, req.name, req.metadata).await?;
+    fields::check_property_count(&image)?;
+    Ok(image)
+}
+
+/// A queued, private image of the server's project named `name`, to
+/// receive a capture of `inst`'s root disk: described after its base image
+/// (formats, inherited properties, min_disk/min_ram) with Nova's snapshot
+/// properties and `metadata`. Shelve makes its snapshot with it too.
+pub(crate) async fn snapshot_image(
+    state: &AppState,
+    ctx: &Ctx,
+    inst: &Instance,
+    name: String,
+    metadata: BTreeMap<String, String>,
+) -> ApiResult<Image> {
     // The base image may have been deleted since the server booted.
     let base = state
         .store()
@@ -207,12 +223,12 @@ async fn snapshot_record(
     properties.insert("instance_uuid".into(), inst.id.to_string());
     properties.insert("base_image_ref".into(), inst.image_id.to_string());
     properties.insert("user_id".into(), ctx.user_id().to_string());
-    properties.extend(req.metadata);
+    properties.extend(metadata);
     let now = Timestamp::now();
-    let image = Image {
+    Ok(Image {
         id: ImageId::new(),
         owner: inst.project_id.clone(),
-        name: Some(req.name),
+        name: Some(name),
         status: "queued".to_owned(),
         disk_format: Some(
             base.as_ref()
@@ -241,9 +257,7 @@ async fn snapshot_record(
         tags: Vec::new(),
         created_at: now,
         updated_at: now,
-    };
-    fields::check_property_count(&image)?;
-    Ok(image)
+    })
 }
 
 /// The task (with its deadline) and the instance action.
