@@ -366,6 +366,76 @@ async fn failed_capture_rabbitmq_postgres() {
     failed_capture(Backend::Postgres).await;
 }
 
+/// The conductors die while hosts are taking two snapshots (one that
+/// works, one that fails): the hosts finish and report, and the conductor
+/// started next applies both reports: each server back to ACTIVE with no
+/// task, the good snapshot active, the failed one's image gone, each
+/// action finished with its event.
+async fn conductor_killed_mid_snapshot(backend: Backend) {
+    let mut plane =
+        ControlPlane::start(PlaneOptions::hosts(backend, 1, FakeConfig::default())).await;
+    let admin = plane.api.admin().await;
+    let base = active_image(&plane.api.db.store, &admin.project_id)
+        .await
+        .to_string();
+    let c = &admin.client;
+    let (good, host) = boot_active(c, "vm-good", &base).await;
+    let (bad, _) = boot_active(c, "vm-bad", &base).await;
+    let driver = plane.driver(&host);
+    driver.set_snapshot_delay(Duration::from_secs(2));
+    // The injected failure goes to the next capture the host starts: the
+    // bad server's, started well before the good one's is asked for.
+    driver.fail_next_snapshots(1, "the disk is on fire");
+    let doomed = create_image(c, &bad, json!({"name": "doomed"})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let kept = create_image(c, &good, json!({"name": "kept"})).await;
+    plane.kill_conductors();
+    // The host uploads without a conductor; its reports wait for one.
+    image_active(c, &kept).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in [&good, &bad] {
+        assert_eq!(
+            server(c, id).await["OS-EXT-STS:task_state"],
+            "image_snapshot",
+            "nobody applied the report yet"
+        );
+    }
+    plane.start_conductor();
+    for id in [&good, &bad] {
+        let s = settled(c, id).await;
+        assert_eq!(s["status"], "ACTIVE", "{s}");
+    }
+    image_active(c, &kept).await;
+    let r = c.get(&format!("/image/v2/images/{doomed}")).await;
+    assert_eq!(r.status, 404, "the failed snapshot's image: {}", r.body);
+    let ok = snapshot_events(c, &good).await;
+    assert!(
+        ok.iter()
+            .any(|(e, r, _)| e == "compute_snapshot_instance" && r == "Success"),
+        "{ok:?}"
+    );
+    let failed = snapshot_events(c, &bad).await;
+    assert!(
+        failed
+            .iter()
+            .any(|(e, r, t)| e == "compute_snapshot_instance"
+                && r == "Error"
+                && t.contains("the disk is on fire")),
+        "{failed:?}"
+    );
+    plane.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conductor_killed_mid_snapshot_sqlite() {
+    conductor_killed_mid_snapshot(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conductor_killed_mid_snapshot_rabbitmq_postgres() {
+    conductor_killed_mid_snapshot(Backend::Postgres).await;
+}
+
 /// A snapshot the host never reports ends at its deadline: the task is
 /// cleared, the queued image deleted, the action's event failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
