@@ -178,16 +178,20 @@ impl Cloud {
                 &format!("compute-{i}.toml"),
                 &format!(
                     "[agent]\nhost = \"compute-{i}\"\nheartbeat_secs = 1.0\nnetwork_node = {}\n\n\
-                     [driver]\nkind = \"fake\"\nspawn_delay_ms = 200\n\n{bus}",
+                     [driver]\nkind = \"fake\"\nspawn_delay_ms = 200\n\n{bus}\n\
+                     [image_api]\nauth_url = \"http://127.0.0.1:{port}/identity/v3\"\n\
+                     username = \"admin\"\nproject_name = \"admin\"\n",
                     i == 1
                 ),
             );
-            // The agents get no database credentials.
+            // The agents get no database credentials; their image API
+            // account (snapshots and shelve upload through it) has its
+            // password in the environment.
             cloud.spawn(
                 &bin.join("cloud-compute"),
                 &format!("cloud-compute-{i}"),
                 &config(&compute),
-                &[],
+                &[("CLOUD_COMPUTE_PASSWORD", ADMIN_PASSWORD)],
             );
         }
         cloud.wait_ready().await;
