@@ -119,16 +119,10 @@ impl Conductor {
         self.offload_done(inst, Some(host), None).await
     }
 
-    /// Frees the host of a shelved server: its allocations released, its
-    /// ports unbound, then the server SHELVED_OFFLOADED on no host. The
-    /// release comes first: a crash in between leaves the task, whose
-    /// deadline sends the destroy again and so completes the offload.
-    async fn offload_done(
-        &self,
-        inst: &Instance,
-        host: Option<&str>,
-        note: Option<&str>,
-    ) -> Result<(), Error> {
+    /// Leaves `inst` SHELVED_OFFLOADED on no host: its allocations
+    /// released and its ports unbound first, then the state (with `fault`
+    /// when a failed unshelve got it there).
+    async fn leave_offloaded(&self, inst: &Instance, fault: Option<Fault>) -> Result<(), Error> {
         self.store.placement_release(inst.id).await?;
         self.unbind_ports(inst).await?;
         self.store
@@ -141,10 +135,24 @@ impl Conductor {
                     power_state: Some(PowerState::Shutdown),
                     host: Some(None),
                     numa_placement: Some(None),
+                    fault: fault.map(Some),
                     ..Default::default()
                 },
             )
-            .await?;
+            .await
+    }
+
+    /// Frees the host of a shelved server: its allocations released, its
+    /// ports unbound, then the server SHELVED_OFFLOADED on no host. The
+    /// release comes first: a crash in between leaves the task, whose
+    /// deadline sends the destroy again and so completes the offload.
+    async fn offload_done(
+        &self,
+        inst: &Instance,
+        host: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(), Error> {
+        self.leave_offloaded(inst, None).await?;
         let action = self.offload_action(inst).await?;
         self.store
             .action_event(inst, action, OFFLOAD_EVENT, host, true, note)
@@ -477,28 +485,13 @@ impl Conductor {
         event: &str,
     ) -> Result<(), Error> {
         tracing::warn!(instance = %inst.id, %message, "unshelve failed");
-        self.store.placement_release(inst.id).await?;
-        self.unbind_ports(inst).await?;
-        self.store
-            .instance_update_state(
-                inst.id,
-                &StateUpdate {
-                    vm_state: Some(VmState::ShelvedOffloaded),
-                    task_state: Some(None),
-                    task_deadline: Some(None),
-                    power_state: Some(PowerState::Shutdown),
-                    host: Some(None),
-                    numa_placement: Some(None),
-                    fault: Some(Some(Fault {
-                        code: 500,
-                        message: message.to_owned(),
-                        details: data.tried_summary(),
-                        created: Timestamp::now(),
-                    })),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let fault = Fault {
+            code: 500,
+            message: message.to_owned(),
+            details: data.tried_summary(),
+            created: Timestamp::now(),
+        };
+        self.leave_offloaded(inst, Some(fault)).await?;
         self.store
             .action_event(inst, "unshelve", event, None, false, Some(message))
             .await?;
